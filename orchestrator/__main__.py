@@ -1,0 +1,6 @@
+"""Allow ``python -m orchestrator``."""
+
+from orchestrator.cli import main
+
+if __name__ == "__main__":
+    main()
