@@ -1,7 +1,196 @@
-"""Commands that render and run scenarios: render, run, doctor."""
+"""Commands that render and run scenarios: scenarios, render, run, doctor."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import click
 
-COMMANDS: list[click.Command] = []
+from orchestrator.errors import ExitCode, OrchError
+
+F = Callable[..., Any]
+
+
+def config_option(func: F) -> F:
+    """--config FILE (default: ORCH_CONFIG, ./orch.yaml, then orch's own orch.yaml)."""
+    return click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Config file (default: $ORCH_CONFIG, ./orch.yaml, orch's own orch.yaml).",
+    )(func)
+
+
+def env_option(func: F) -> F:
+    """--env NAME."""
+    return click.option(
+        "--env", "env_name", default=None, help="Environment from the config (default: local)."
+    )(func)
+
+
+def _load(config_file: str | None) -> Any:
+    from orchestrator.config import load_config
+    from orchestrator.secrets import load_dotenv
+
+    config = load_config(config_file)
+    load_dotenv(config.root / ".env")
+    return config
+
+
+def _echo_err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@click.command()
+@config_option
+def scenarios(config_file: str | None) -> None:
+    """List the scenarios with their description and load profiles.
+
+    Example:
+
+        orch scenarios
+    """
+    config = _load(config_file)
+    for name, scenario in config.scenarios.items():
+        profiles = ", ".join(
+            f"{p}*" if p == scenario.default_profile else p for p in scenario.profiles
+        )
+        click.echo(f"{name:<20} {scenario.description}")
+        click.echo(f"{'':<20} profiles: {profiles}   (* = default)")
+
+
+@click.command()
+@click.argument("scenario")
+@env_option
+@click.option("--profile", default=None, help="Load profile (default: the scenario's).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder to write into (default: results/rendered/<scenario>_<env>).",
+)
+@config_option
+def render(
+    scenario: str,
+    env_name: str | None,
+    profile: str | None,
+    out_dir: str | None,
+    config_file: str | None,
+) -> None:
+    """Render SCENARIO's k6 script (with its helper modules) and print its path.
+
+    Secrets are not rendered: the script reads them from __ENV at run time.
+
+    Example:
+
+        orch render linkedin-scrape --env local
+    """
+    from orchestrator.config import resolve_run
+    from orchestrator.render import render_script
+
+    config = _load(config_file)
+    run = resolve_run(config, scenario, env_name, profile)
+    target = (
+        Path(out_dir)
+        if out_dir
+        else config.results_dir / "rendered" / f"{run.scenario_name}_{run.environment_name}"
+    )
+    rendered = render_script(config, run, target)
+    click.echo(str(rendered.path))
+
+
+@click.command()
+@click.argument("scenario")
+@env_option
+@click.option("--profile", default=None, help="Load profile (default: the scenario's).")
+@click.option(
+    "--runner",
+    type=click.Choice(["auto", "native", "docker"]),
+    default=None,
+    help="Where k6 runs (default: the config's, else auto: native k6 if usable, else Docker).",
+)
+@click.option("--k6", "k6_path", default=None, help="Path to the k6 binary (or set ORCH_K6).")
+@click.option("--no-report", is_flag=True, help="Skip the report (it can be built later).")
+@config_option
+def run(
+    scenario: str,
+    env_name: str | None,
+    profile: str | None,
+    runner: str | None,
+    k6_path: str | None,
+    no_report: bool,
+    config_file: str | None,
+) -> None:
+    """Run SCENARIO with k6 into a new folder under results/, then report on it.
+
+    Exits 0 when every threshold held, 99 when one was crossed (see the README's exit
+    code table).
+
+    Example:
+
+        orch run linkedin-scrape                 # local sandbox, default profile
+
+        orch run linkedin-scrape --env staging --profile load
+    """
+    from orchestrator.config import resolve_run
+    from orchestrator.run import execute_run, select_runner
+
+    config = _load(config_file)
+    resolved = resolve_run(config, scenario, env_name, profile)
+    choice = runner or resolved.environment.runner or config.defaults.runner
+    k6_runner = select_runner(
+        choice, k6_path=k6_path, docker_image=resolved.environment.docker_image, echo=_echo_err
+    )
+    result = execute_run(config, resolved, k6_runner, echo=_echo_err, make_report=not no_report)
+    verdicts = {
+        "passed": "PASSED: every threshold held",
+        "thresholds_failed": "FAILED: thresholds crossed",
+        "k6_error": f"ERROR: k6 failed (exit {result.k6_exit_code}); see k6.log",
+        "crashed": "ERROR: k6 crashed or was killed; see k6.log",
+        "interrupted": "INTERRUPTED: the run was stopped; its files are kept",
+    }
+    click.echo(verdicts.get(result.outcome, result.outcome), err=True)
+    if result.report_path:
+        click.echo(f"report: {result.report_path}", err=True)
+    click.echo(str(result.run_dir))
+    sys.exit(int(result.exit_code))
+
+
+@click.command()
+@click.option("--k6", "k6_path", default=None, help="Path to the k6 binary (or set ORCH_K6).")
+@click.option(
+    "--clean-containers", is_flag=True, help="Remove containers left behind by killed runs."
+)
+@config_option
+def doctor(k6_path: str | None, clean_containers: bool, config_file: str | None) -> None:
+    """Check k6, Docker and the config, and say what is still missing.
+
+    Exits 0 when a run can start on the default environment, 4 otherwise.
+
+    Example:
+
+        orch doctor
+    """
+    from orchestrator.doctor import diagnose
+
+    report = diagnose(config_file, k6_path=k6_path, clean_containers=clean_containers)
+    for section, lines in report.sections.items():
+        click.echo(f"{section}:")
+        for line in lines:
+            click.echo(f"  {line}")
+    if report.missing:
+        click.echo("still missing:")
+        for item in report.missing:
+            click.echo(f"  - {item}")
+    click.echo(f"verdict: {'ready' if report.ready else 'not ready'}")
+    sys.exit(int(ExitCode.OK if report.ready else ExitCode.SETUP))
+
+
+COMMANDS: list[click.Command] = [scenarios, render, run, doctor]
+
+__all__ = ["COMMANDS", "OrchError"]

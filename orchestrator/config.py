@@ -1,0 +1,398 @@
+"""Load and validate `orch.yaml`, and resolve one scenario for one environment.
+
+Every validation problem is reported as ``file: key.path: what is wrong``; unknown keys
+are errors so that typos are caught. Values such as ``${STAGING_API_BASE_URL}`` are read
+from the process environment only when the environment that uses them is selected.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from orchestrator.errors import ConfigError
+from orchestrator.paths import DEFAULT_CONFIG
+
+EnvironmentKind = Literal["local", "staging", "production"]
+RunnerName = Literal["auto", "native", "docker"]
+
+DEFAULT_DOCKER_IMAGE = "grafana/k6:1.1.0"
+
+# k6 executors and the options each accepts (besides the common ones).
+EXECUTOR_OPTIONS: dict[str, set[str]] = {
+    "shared-iterations": {"vus", "iterations", "maxDuration"},
+    "per-vu-iterations": {"vus", "iterations", "maxDuration"},
+    "constant-vus": {"vus", "duration"},
+    "ramping-vus": {"startVUs", "stages", "gracefulRampDown"},
+    "constant-arrival-rate": {"rate", "timeUnit", "duration", "preAllocatedVUs", "maxVUs"},
+    "ramping-arrival-rate": {"startRate", "timeUnit", "stages", "preAllocatedVUs", "maxVUs"},
+    "externally-controlled": {"vus", "maxVUs", "duration"},
+}
+COMMON_EXECUTOR_OPTIONS = {"startTime", "gracefulStop", "env", "tags"}
+
+ThresholdSpec = str | dict[str, Any]
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_K6_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoadProfile(BaseModel):
+    """One k6 scenario's executor and options, written as k6 writes them, plus thresholds."""
+
+    model_config = ConfigDict(extra="allow")
+
+    description: str = ""
+    executor: str
+    thresholds: dict[str, list[ThresholdSpec]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_executor_options(self) -> LoadProfile:
+        allowed = EXECUTOR_OPTIONS.get(self.executor)
+        if allowed is None:
+            raise ValueError(
+                f"unknown executor {self.executor!r}; use one of {', '.join(EXECUTOR_OPTIONS)}"
+            )
+        unknown = set(self.k6_options()) - allowed - COMMON_EXECUTOR_OPTIONS - {"executor"}
+        if unknown:
+            accepted = ", ".join(sorted(allowed | COMMON_EXECUTOR_OPTIONS))
+            raise ValueError(
+                f"option(s) {', '.join(sorted(unknown))} are not valid for executor "
+                f"{self.executor!r}; it takes {accepted}"
+            )
+        return self
+
+    def k6_options(self) -> dict[str, Any]:
+        """The k6 scenario object: executor and its options, without orch's own keys."""
+        extra = dict(self.__pydantic_extra__ or {})
+        return {"executor": self.executor, **extra}
+
+
+class Scenario(_Strict):
+    """A named load test: a template, its variables, tags, thresholds and load profiles."""
+
+    description: str = ""
+    template: str
+    tags: dict[str, str] = Field(default_factory=dict)
+    vars: dict[str, Any] = Field(default_factory=dict)
+    thresholds: dict[str, list[ThresholdSpec]] = Field(default_factory=dict)
+    profiles: dict[str, LoadProfile]
+    default_profile: str
+
+    @model_validator(mode="after")
+    def _default_profile_exists(self) -> Scenario:
+        if self.default_profile not in self.profiles:
+            raise ValueError(
+                f"default_profile {self.default_profile!r} is not among profiles "
+                f"({', '.join(self.profiles) or 'none'})"
+            )
+        return self
+
+
+class Environment(_Strict):
+    """A target environment: where traffic goes and which secrets it needs."""
+
+    kind: EnvironmentKind
+    description: str = ""
+    base_url: str
+    n8n_base_url: str | None = None
+    database_url: str | None = None
+    secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description="k6 variable name -> name of the host environment variable holding it",
+    )
+    vars: dict[str, Any] = Field(default_factory=dict)
+    runner: RunnerName | None = None
+    docker_image: str = DEFAULT_DOCKER_IMAGE
+    sandbox: dict[str, Any] | None = Field(
+        default=None, description="settings of the embedded sandbox (local environments)"
+    )
+    scenarios: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per-scenario overrides, merged over the scenario"
+    )
+
+    @field_validator("secrets")
+    @classmethod
+    def _secret_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for k6_name, host_name in value.items():
+            for name in (k6_name, host_name):
+                if not _K6_NAME.match(name):
+                    raise ValueError(f"{name!r} is not a valid environment variable name")
+        return value
+
+
+class Defaults(_Strict):
+    """Defaults for command-line options."""
+
+    environment: str = "local"
+    results_dir: str = "results"
+    runner: RunnerName = "auto"
+
+
+class OrchConfig(_Strict):
+    """The whole validated `orch.yaml`."""
+
+    defaults: Defaults = Field(default_factory=Defaults)
+    environments: dict[str, Environment]
+    scenarios: dict[str, Scenario]
+    database: dict[str, Any] | None = None
+
+    # Set by the loader, not by the file.
+    source: Path = Field(default=Path("orch.yaml"), exclude=True)
+
+    @property
+    def root(self) -> Path:
+        """The folder that relative paths in the config are relative to."""
+        return self.source.parent
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    @property
+    def k6_scripts_dir(self) -> Path:
+        return self.root / "k6_scripts"
+
+    @property
+    def results_dir(self) -> Path:
+        return self.root / self.defaults.results_dir
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> OrchConfig:
+        if self.defaults.environment not in self.environments:
+            raise ValueError(
+                f"defaults.environment {self.defaults.environment!r} is not a declared "
+                f"environment ({', '.join(self.environments)})"
+            )
+        for env_name, env in self.environments.items():
+            for scenario_name in env.scenarios:
+                if scenario_name not in self.scenarios:
+                    raise ValueError(
+                        f"environments.{env_name}.scenarios.{scenario_name}: no such scenario "
+                        f"(declared: {', '.join(self.scenarios)})"
+                    )
+        return self
+
+    def environment(self, name: str) -> Environment:
+        """The named environment, or a ConfigError listing the declared ones."""
+        try:
+            return self.environments[name]
+        except KeyError:
+            raise ConfigError(
+                f"unknown environment {name!r} in {self.source}; "
+                f"choose one of: {', '.join(self.environments)}"
+            ) from None
+
+    def scenario(self, name: str) -> Scenario:
+        """The named scenario, or a ConfigError listing the declared ones."""
+        try:
+            return self.scenarios[name]
+        except KeyError:
+            raise ConfigError(
+                f"unknown scenario {name!r} in {self.source}; "
+                f"choose one of: {', '.join(self.scenarios)}"
+            ) from None
+
+
+class ResolvedRun(BaseModel):
+    """One scenario, one environment, one profile: everything rendering and running need."""
+
+    scenario_name: str
+    environment_name: str
+    profile_name: str
+    scenario: Scenario
+    environment: Environment
+    profile: LoadProfile
+    base_url: str
+    n8n_base_url: str
+    vars: dict[str, Any]
+    thresholds: dict[str, list[ThresholdSpec]]
+    secret_env: dict[str, str] = Field(repr=False)  # k6 name -> value; never written anywhere
+
+    def public_summary(self) -> dict[str, Any]:
+        """The resolved configuration with secrets named but not shown."""
+        return {
+            "scenario": self.scenario_name,
+            "environment": self.environment_name,
+            "environment_kind": self.environment.kind,
+            "profile": self.profile_name,
+            "template": self.scenario.template,
+            "base_url": self.base_url,
+            "n8n_base_url": self.n8n_base_url,
+            "tags": self.scenario.tags,
+            "vars": self.vars,
+            "load_profile": self.profile.k6_options(),
+            "thresholds": self.thresholds,
+            "secrets": {name: "***" for name in self.secret_env},
+        }
+
+
+def config_path(explicit: str | Path | None) -> Path:
+    """The config file to use: the option, then ORCH_CONFIG, then ./orch.yaml, then orch's own."""
+    if explicit:
+        return Path(explicit)
+    from_env = os.environ.get("ORCH_CONFIG")
+    if from_env:
+        return Path(from_env)
+    local = Path.cwd() / "orch.yaml"
+    return local if local.is_file() else DEFAULT_CONFIG
+
+
+def load_config(path: str | Path | None = None) -> OrchConfig:
+    """Read and validate the config file, raising ConfigError with every problem found."""
+    source = config_path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {source} does not exist; pass --config FILE or set ORCH_CONFIG"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {source}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else str(source)
+        raise ConfigError(f"{where}: malformed YAML: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: malformed YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}: the top level must be a mapping with 'environments' and 'scenarios'"
+        )
+    try:
+        config = OrchConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(source, exc)) from None
+    config.source = source.resolve()
+    return config
+
+
+def _format_validation_error(source: Path, exc: ValidationError) -> str:
+    """One `file: key.path: problem` line per error."""
+    lines = []
+    for error in exc.errors():
+        path = ".".join(str(part) for part in error["loc"])
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling)"
+        elif error["type"] == "missing":
+            message = "required key is missing"
+        message = message.removeprefix("Value error, ")
+        lines.append(f"{source}: {path or '(top level)'}: {message}")
+    count = len(lines)
+    head = (
+        f"{count} problem{'s' if count > 1 else ''} in the configuration:\n  " if count > 1 else ""
+    )
+    return head + "\n  ".join(lines)
+
+
+def expand_env_refs(value: str, where: str) -> str:
+    """Replace ``${VAR}`` with the variable's value, or fail naming the variable."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        found = os.environ.get(name)
+        if found is None or found == "":
+            raise ConfigError(
+                f"{where} needs the environment variable {name}; set it "
+                f"(or put it in a git-ignored .env file)"
+            )
+        return found
+
+    return _ENV_REF.sub(replace, value)
+
+
+def env_refs(value: str | None) -> list[str]:
+    """Names of the variables a value refers to with ``${VAR}``."""
+    return _ENV_REF.findall(value or "")
+
+
+def _expand_vars(values: dict[str, Any], where: str) -> dict[str, Any]:
+    """Expand ``${VAR}`` references in string template variables."""
+    return {
+        key: expand_env_refs(value, f"{where[:-1]}.{key})") if isinstance(value, str) else value
+        for key, value in values.items()
+    }
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def resolve_run(
+    config: OrchConfig,
+    scenario_name: str,
+    environment_name: str | None = None,
+    profile_name: str | None = None,
+) -> ResolvedRun:
+    """Merge scenario, environment overrides and profile; read URLs and secrets from the env."""
+    env_name = environment_name or config.defaults.environment
+    environment = config.environment(env_name)
+    base_scenario = config.scenario(scenario_name)
+    override = environment.scenarios.get(scenario_name)
+    scenario = base_scenario
+    if override:
+        merged = _deep_merge(base_scenario.model_dump(exclude_defaults=False), override)
+        try:
+            scenario = Scenario.model_validate(merged)
+        except ValidationError as exc:
+            prefix = f"environments.{env_name}.scenarios.{scenario_name}"
+            lines = [
+                f"{config.source}: {prefix}.{'.'.join(str(p) for p in e['loc'])}: "
+                f"{e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors()
+            ]
+            raise ConfigError("\n  ".join(lines)) from None
+    chosen = profile_name or scenario.default_profile
+    if chosen not in scenario.profiles:
+        raise ConfigError(
+            f"scenario {scenario_name!r} has no profile {chosen!r}; "
+            f"choose one of: {', '.join(scenario.profiles)}"
+        )
+    profile = scenario.profiles[chosen]
+    where = f"environment {env_name!r} ({config.source}: environments.{env_name}"
+    base_url = expand_env_refs(environment.base_url, f"{where}.base_url)").rstrip("/")
+    n8n = environment.n8n_base_url
+    n8n_base_url = expand_env_refs(n8n, f"{where}.n8n_base_url)").rstrip("/") if n8n else base_url
+    secret_env: dict[str, str] = {}
+    for k6_name, host_name in environment.secrets.items():
+        value = os.environ.get(host_name)
+        if not value:
+            raise ConfigError(
+                f"environment {env_name!r} needs the secret {k6_name}: set the environment "
+                f"variable {host_name} (or put it in a git-ignored .env file)"
+            )
+        secret_env[k6_name] = value
+    thresholds = _deep_merge(scenario.thresholds, profile.thresholds)
+    return ResolvedRun(
+        scenario_name=scenario_name,
+        environment_name=env_name,
+        profile_name=chosen,
+        scenario=scenario,
+        environment=environment,
+        profile=profile,
+        base_url=base_url,
+        n8n_base_url=n8n_base_url,
+        vars=_expand_vars(
+            {**scenario.vars, **environment.vars, **((override or {}).get("vars") or {})},
+            f"{where}.vars)",
+        ),
+        thresholds=thresholds,
+        secret_env=secret_env,
+    )

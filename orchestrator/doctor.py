@@ -1,0 +1,120 @@
+"""`orch doctor`: what this machine and config can do, and what they still lack."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from orchestrator.errors import OrchError
+
+
+@dataclass
+class Diagnosis:
+    """Findings by section, the missing pieces, and whether a run can start."""
+
+    sections: dict[str, list[str]] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    ready: bool = False
+
+
+def diagnose(
+    config_file: str | None, *, k6_path: str | None = None, clean_containers: bool = False
+) -> Diagnosis:
+    """Check k6, Docker, the config and each environment's variables."""
+    from orchestrator.config import config_path, env_refs, load_config
+    from orchestrator.k6bin import INSTALL_HINT, find_k6
+
+    found = Diagnosis()
+    native_ok = False
+    try:
+        binary = find_k6(k6_path, require_supported=False)
+        verdict = "ok" if binary.supported else "too old (orch needs v0.47.0 or newer)"
+        native_ok = binary.supported
+        found.sections["k6"] = [
+            f"path: {binary.path} (via {binary.found_via})",
+            f"version: {binary.version_text}: {verdict}",
+        ]
+        if not binary.supported:
+            found.missing.append(f"a k6 v0.47.0 or newer: {INSTALL_HINT}")
+    except OrchError as exc:
+        found.sections["k6"] = [exc.message]
+
+    docker_lines, docker_ok, image = _docker_section(config_file, clean_containers)
+    found.sections["docker"] = docker_lines
+
+    config_ok = False
+    try:
+        config = load_config(config_file)
+        config_ok = True
+        lines = [f"file: {config.source}: valid"]
+        for name, env in config.environments.items():
+            needed = [
+                *[
+                    v
+                    for value in (env.base_url, env.n8n_base_url, env.database_url)
+                    for v in env_refs(value)
+                ],
+                *env.secrets.values(),
+            ]
+            absent = [v for v in needed if not os.environ.get(v)]
+            state = "ready" if not absent else f"needs {', '.join(absent)}"
+            lines.append(f"environment {name} ({env.kind}): {state}")
+            if absent and name == config.defaults.environment:
+                found.missing.append(f"environment variables for {name}: {', '.join(absent)}")
+        found.sections["config"] = lines
+    except OrchError as exc:
+        found.sections["config"] = [exc.message]
+        found.missing.append(f"a valid config ({config_path(config_file)})")
+
+    if native_ok:
+        runner = "native (a usable k6 is installed)"
+    elif docker_ok:
+        runner = f"docker ({image}), because no usable native k6 was found"
+    else:
+        runner = "none: install k6 or start Docker with the k6 image"
+        found.missing.append(f"a runner: {INSTALL_HINT}")
+    found.sections["runner auto would choose"] = [runner]
+    found.ready = config_ok and (native_ok or docker_ok) and not found.missing
+    return found
+
+
+def _docker_section(config_file: str | None, clean: bool) -> tuple[list[str], bool, str]:
+    """Engine, image and leftovers; never fails, only reports."""
+    from orchestrator.config import DEFAULT_DOCKER_IMAGE, load_config
+
+    image = DEFAULT_DOCKER_IMAGE
+    try:
+        config = load_config(config_file)
+        image = config.environment(config.defaults.environment).docker_image
+    except OrchError:
+        pass
+    try:
+        from orchestrator import docker_runner
+    except ImportError as exc:  # the docker SDK is missing
+        return [f"Docker SDK not importable: {exc}"], False, image
+    lines: list[str] = []
+    status = docker_runner.docker_status()
+    if not status.reachable:
+        return [f"engine: not reachable ({status.error})"], False, image
+    lines.append(
+        f"engine: reachable, version {status.version}"
+        + (" (Docker Desktop)" if status.docker_desktop else "")
+    )
+    img = docker_runner.image_status(image)
+    usable = bool(img.present and img.supported)
+    if img.present:
+        lines.append(
+            f"image {image}: present, k6 {img.k6_version}" + ("" if img.supported else " (too old)")
+        )
+    else:
+        lines.append(f"image {image}: absent ({img.error or 'not pulled yet'})")
+    leftovers = docker_runner.leftover_containers()
+    if leftovers and clean:
+        removed = docker_runner.remove_leftovers()
+        lines.append(f"leftover orch containers: removed {removed}")
+    elif leftovers:
+        lines.append(
+            f"leftover orch containers: {len(leftovers)} "
+            f"(remove them with `orch doctor --clean-containers`)"
+        )
+    return lines, usable, image

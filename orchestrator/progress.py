@@ -1,0 +1,102 @@
+"""Live progress of a running k6, read from its REST API on a loopback port."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def free_loopback_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def parse_duration(text: str | int | float) -> float:
+    """k6 duration (``"1m30s"``, ``"500ms"``, or a number of seconds) in seconds."""
+    if isinstance(text, int | float):
+        return float(text)
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text.strip():
+        raise ValueError(f"not a k6 duration: {text!r} (use e.g. 30s, 1m30s, 500ms)")
+    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+
+
+def planned_seconds(k6_scenario: dict[str, Any]) -> float | None:
+    """How long a k6 scenario is planned to last, or None when it ends by iterations."""
+    start = parse_duration(k6_scenario.get("startTime", "0s"))
+    if "duration" in k6_scenario:
+        return start + parse_duration(k6_scenario["duration"])
+    if "stages" in k6_scenario:
+        return start + sum(parse_duration(s.get("duration", "0s")) for s in k6_scenario["stages"])
+    return None
+
+
+@dataclass
+class ProgressSnapshot:
+    """What the REST API said at one moment."""
+
+    elapsed_s: float
+    requests: int
+    error_rate: float
+    vus: int
+
+
+class ProgressMonitor:
+    """Polls k6's REST API in a thread and reports snapshots to a callback."""
+
+    def __init__(
+        self,
+        api_address: str,
+        on_snapshot: Callable[[ProgressSnapshot], None],
+        interval_s: float = 1.0,
+    ) -> None:
+        self._base = f"http://{api_address}/v1"
+        self._on_snapshot = on_snapshot
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="k6-progress")
+        self._started = time.monotonic()
+        self.last: ProgressSnapshot | None = None
+
+    def __enter__(self) -> ProgressMonitor:
+        self._started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+    def _get(self, path: str) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self._base}/{path}", timeout=0.5) as response:
+            body: dict[str, Any] = json.load(response)
+            return body["data"]["attributes"]
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                reqs = self._get("metrics/http_reqs")["sample"].get("count", 0)
+                failed = self._get("metrics/http_req_failed")["sample"].get("rate", 0.0)
+                vus = self._get("metrics/vus")["sample"].get("value", 0)
+            except (OSError, urllib.error.URLError, KeyError, ValueError):
+                continue  # not up yet, no requests yet, or already gone
+            self.last = ProgressSnapshot(
+                elapsed_s=time.monotonic() - self._started,
+                requests=int(reqs),
+                error_rate=float(failed),
+                vus=int(vus),
+            )
+            self._on_snapshot(self.last)

@@ -1,0 +1,314 @@
+"""One run, end to end: folder, script, target, k6, raw output, report, manifest.
+
+:func:`execute_run` prints nothing itself: it reports through an ``echo`` callback and
+returns a :class:`RunResult`. Whatever happens (threshold failure, k6 crash, Ctrl-C, a
+failing report) every file already written stays, and ``run.json`` says how it ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+from urllib.parse import urlsplit
+
+from orchestrator.config import OrchConfig, ResolvedRun
+from orchestrator.errors import ConfigError, ExitCode, OrchError, SetupError
+from orchestrator.progress import (
+    ProgressMonitor,
+    ProgressSnapshot,
+    free_loopback_port,
+    planned_seconds,
+)
+from orchestrator.render import BASE_URL_VAR, N8N_BASE_URL_VAR, render_script
+from orchestrator.rundir import (
+    CONFIG_FILE,
+    LOG_FILE,
+    SCRIPT_DIR,
+    RunManifest,
+    create_run_dir,
+    iso,
+    utc_now,
+    write_json,
+)
+from orchestrator.runner import K6Invocation, K6Outcome, K6Runner
+from orchestrator.secrets import Redactor
+
+Echo = Callable[[str], None]
+
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended and where its files are."""
+
+    run_dir: Path
+    outcome: str
+    exit_code: ExitCode
+    k6_exit_code: int | None
+    report_path: Path | None
+
+
+def classify(outcome: K6Outcome) -> tuple[str, ExitCode]:
+    """Map how k6 ended to run.json's outcome and orch's exit code."""
+    if outcome.interrupted or outcome.exit_code == 105:
+        return "interrupted", ExitCode.INTERRUPTED
+    if outcome.exit_code is None:
+        return "crashed", ExitCode.K6_ERROR
+    if outcome.exit_code == 0:
+        return "passed", ExitCode.OK
+    if outcome.exit_code == 99:
+        return "thresholds_failed", ExitCode.THRESHOLDS
+    return "k6_error", ExitCode.K6_ERROR
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C while a run is in progress (CI cancels with SIGTERM)."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def target_for(run: ResolvedRun, run_dir: Path, echo: Echo) -> Iterator[None]:
+    """Start the embedded sandbox for a local run when nothing listens at its URL."""
+    if run.environment.kind != "local" or run.environment.sandbox is None:
+        yield
+        return
+    from orchestrator.sandbox import SandboxSettings, is_listening, start_sandbox
+
+    if is_listening(run.base_url):
+        echo(f"target: {run.base_url} is already listening; using it")
+        yield
+        return
+    parts = urlsplit(run.base_url)
+    if parts.hostname not in LOOPBACK_HOSTS:
+        raise ConfigError(
+            f"environment {run.environment_name!r} has a sandbox but its base_url "
+            f"{run.base_url} is not a loopback address; use http://127.0.0.1:PORT"
+        )
+    try:
+        settings = SandboxSettings.model_validate(
+            {**run.environment.sandbox, "port": parts.port or 80}
+        )
+    except ValueError as exc:
+        raise ConfigError(
+            f"environments.{run.environment_name}.sandbox: {exc}".replace("\n", " ")
+        ) from None
+    with start_sandbox(settings, log_path=run_dir / "sandbox.log") as sandbox:
+        echo(f"target: started the embedded sandbox at {sandbox.url} (pid {sandbox.pid})")
+        yield
+
+
+def _progress_printer(echo: Echo, total_s: float | None) -> Callable[[ProgressSnapshot], None]:
+    last_print = [0.0]
+
+    def show(snap: ProgressSnapshot) -> None:
+        now = time.monotonic()
+        if now - last_print[0] < 5.0:
+            return
+        last_print[0] = now
+        of_total = f"/{total_s:.0f}s" if total_s else "s"
+        echo(
+            f"  {snap.elapsed_s:5.0f}{of_total}  {snap.requests:>9,} requests  "
+            f"errors {snap.error_rate:6.2%}  VUs {snap.vus}"
+        )
+
+    return show
+
+
+def execute_run(
+    config: OrchConfig,
+    run: ResolvedRun,
+    runner: K6Runner,
+    *,
+    echo: Echo,
+    make_report: bool = True,
+) -> RunResult:
+    """Run ``run`` with ``runner`` into a new run folder and return how it ended."""
+    run_dir = create_run_dir(config.results_dir, run.scenario_name, run.environment_name)
+    redact = Redactor(run.secret_env.values())
+    try:
+        rendered = render_script(config, run, run_dir / SCRIPT_DIR)
+    except OrchError:
+        _remove_empty_run_dir(run_dir)
+        raise
+    write_json(run_dir / CONFIG_FILE, run.public_summary())
+    manifest = RunManifest(
+        scenario=run.scenario_name,
+        environment=run.environment_name,
+        profile=run.profile_name,
+        runner=runner.name,
+        k6_version=runner.version(),
+        started_at=iso(utc_now()),
+        files={
+            "script": f"{SCRIPT_DIR}/{rendered.script_name}",
+            "config": CONFIG_FILE,
+            "log": LOG_FILE,
+            "summary": "summary.json",
+            "raw": "raw.csv",
+        },
+        load_profile=run.profile.k6_options(),
+        thresholds=run.thresholds,
+        target={"base_url": run.base_url, "n8n_base_url": run.n8n_base_url},
+    )
+    manifest.save(run_dir)
+    echo(f"run folder: {run_dir}")
+    invocation = K6Invocation(
+        script_dir=rendered.directory,
+        script_name=rendered.script_name,
+        run_dir=run_dir,
+        env={
+            BASE_URL_VAR: run.base_url,
+            N8N_BASE_URL_VAR: run.n8n_base_url,
+            "ORCH_RUN_ID": run_dir.name,
+            **run.secret_env,
+        },
+        api_address=f"127.0.0.1:{free_loopback_port()}",
+    )
+    started = time.monotonic()
+    outcome: K6Outcome | None = None
+    try:
+        with (
+            _sigterm_as_interrupt(),
+            open(run_dir / LOG_FILE, "w", encoding="utf-8") as log,
+        ):
+            try:
+                with target_for(run, run_dir, echo):
+                    outcome = _run_k6(runner, invocation, run, log, redact, echo)
+            except KeyboardInterrupt:
+                outcome = K6Outcome(exit_code=None, interrupted=True)
+    finally:
+        manifest.ended_at = iso(utc_now())
+        manifest.duration_s = round(time.monotonic() - started, 3)
+        if outcome is None:  # an error before or while starting k6
+            manifest.outcome = "k6_error"
+            manifest.notes.append("k6 did not run to completion; see k6.log")
+            manifest.save(run_dir)
+    name, code = classify(outcome)
+    manifest.command = [redact(part) for part in outcome.command]
+    manifest.k6_exit_code = outcome.exit_code
+    manifest.k6_signal = outcome.killed_by_signal
+    manifest.outcome = name
+    manifest.exit_code = int(code)
+    manifest.save(run_dir)
+
+    report_path = _finish_outputs(run_dir, manifest, echo, make_report)
+    return RunResult(run_dir, name, code, outcome.exit_code, report_path)
+
+
+def _run_k6(
+    runner: K6Runner,
+    invocation: K6Invocation,
+    run: ResolvedRun,
+    log: TextIO,
+    redact: Redactor,
+    echo: Echo,
+) -> K6Outcome:
+    """Run k6 with live progress, writing each (redacted) line to the log."""
+
+    def on_line(line: str) -> None:
+        clean = redact(line)
+        log.write(clean + "\n")
+        log.flush()
+        if "level=error" in clean or "level=warning" in clean:
+            echo(f"  k6: {clean}")
+
+    total = planned_seconds(run.profile.k6_options())
+    printer = _progress_printer(echo, total)
+    assert invocation.api_address is not None
+    echo(
+        f"k6 {runner.version()} ({runner.name}) running {run.scenario_name} "
+        f"[{run.profile_name}] against {run.base_url}"
+    )
+    with ProgressMonitor(invocation.api_address, printer):
+        return runner.run(invocation, on_line)
+
+
+def _finish_outputs(
+    run_dir: Path, manifest: RunManifest, echo: Echo, make_report: bool
+) -> Path | None:
+    """Compact the raw output and build the report; a failure here loses no file."""
+    try:
+        from orchestrator.ingest import finalize_raw
+
+        raw = finalize_raw(run_dir)
+        if raw is not None:
+            manifest.files["raw"] = raw.name
+    except Exception as exc:  # any failure here must keep the CSV and the run folder
+        note = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        manifest.notes.append(f"raw output left as written: {note}")
+        echo(f"warning: raw output left as written: {note}")
+    manifest.save(run_dir)
+    if not make_report:
+        return None
+    try:
+        from orchestrator.report import build_report
+
+        return build_report(run_dir).report_path
+    except Exception as exc:  # the run's files stay; the report can be rebuilt later
+        note = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        manifest.notes.append(f"report not built: {note}")
+        manifest.save(run_dir)
+        echo(f"warning: report not built: {note}; rebuild it with `orch report {run_dir}`")
+        return None
+
+
+def _remove_empty_run_dir(run_dir: Path) -> None:
+    """Remove a run folder that holds nothing but a partial script render."""
+    import shutil
+
+    with contextlib.suppress(OSError):
+        shutil.rmtree(run_dir)
+
+
+def select_runner(choice: str, *, k6_path: str | None, docker_image: str, echo: Echo) -> K6Runner:
+    """The runner to use: native, docker, or auto (native when a good k6 exists)."""
+    from orchestrator.k6bin import find_k6
+    from orchestrator.runner import NativeRunner
+
+    if choice == "native":
+        binary = find_k6(k6_path)
+        return NativeRunner(binary.path, binary.version_text)
+    if choice == "docker":
+        return _docker_runner(docker_image)
+    if choice != "auto":
+        raise ConfigError(f"unknown runner {choice!r}; use auto, native or docker")
+    try:
+        binary = find_k6(k6_path)
+    except SetupError as native_problem:
+        try:
+            runner = _docker_runner(docker_image)
+        except SetupError as docker_problem:
+            raise SetupError(
+                f"no usable runner: native: {native_problem.message}; "
+                f"docker: {docker_problem.message}"
+            ) from None
+        echo(f"runner: docker ({docker_image}), because {native_problem.message}")
+        return runner
+    return NativeRunner(binary.path, binary.version_text)
+
+
+def _docker_runner(image: str) -> K6Runner:
+    from orchestrator.docker_runner import DockerRunner
+
+    runner = DockerRunner(image)
+    runner.version()  # raises SetupError when the engine or image is unusable or too old
+    return runner

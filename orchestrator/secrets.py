@@ -1,0 +1,50 @@
+"""Secrets: load a git-ignored `.env`, and redact secret values from anything orch writes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+REDACTED = "***"
+
+
+def load_dotenv(path: Path) -> list[str]:
+    """Set variables from a ``KEY=VALUE`` file without overriding the real environment.
+
+    Returns the names that were set. Lines may be blank, comments, or ``export KEY=VALUE``;
+    values may be quoted.
+    """
+    if not path.is_file():
+        return []
+    loaded = []
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        key, value = key.strip(), value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        if key and key not in os.environ:
+            os.environ[key] = value
+            loaded.append(key)
+    return loaded
+
+
+class Redactor:
+    """Replaces every known secret value in a text by ``***``.
+
+    Redaction is by value, not by key name, so a secret echoed by a script, embedded in a
+    URL or quoted in an error message is caught too. Values shorter than 4 characters are
+    ignored: they would mangle ordinary text and are not secrets worth the name.
+    """
+
+    def __init__(self, values: Iterable[str]) -> None:
+        self._values = sorted({v for v in values if v and len(v) >= 4}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for value in self._values:
+            if value in text:
+                text = text.replace(value, REDACTED)
+        return text

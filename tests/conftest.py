@@ -1,0 +1,97 @@
+"""Shared fixtures: a throw-away orch project wired to the real k6 and the real sandbox."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from orchestrator.paths import K6_SCRIPTS_DIR, TEMPLATES_DIR
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+SHORT_PROJECT_YAML = """\
+defaults:
+  environment: local
+  results_dir: results
+  runner: native
+environments:
+  local:
+    kind: local
+    base_url: http://127.0.0.1:{port}
+    n8n_base_url: http://127.0.0.1:{port}
+    sandbox:
+      latency_ms_median: 1
+      latency_ms_p95: 3
+  staging:
+    kind: staging
+    base_url: ${{ORCH_TEST_STAGING_URL}}
+    secrets:
+      WEBHOOK_SECRET: ORCH_TEST_STAGING_SECRET
+scenarios:
+  linkedin-scrape:
+    description: LinkedIn scrape jobs POSTed to the N8N webhook
+    template: linkedin_scrape.js.j2
+    tags:
+      flow: linkedin-scrape
+    vars:
+      workflow_name: linkedin-scraper
+      webhook_id: test-hook
+      webhook_auth: none
+      webhook_auth_header: X-N8N-API-KEY
+      webhook_secret_var: WEBHOOK_SECRET
+      profiles_file: linkedin-profiles.json
+    thresholds:
+      http_req_failed: ["rate<0.01"]
+      "http_req_duration{{name:linkedin_webhook}}": ["p(95)<500"]
+    default_profile: smoke
+    profiles:
+      smoke:
+        executor: constant-arrival-rate
+        rate: 20
+        timeUnit: 1s
+        duration: 2s
+        preAllocatedVUs: 2
+        maxVUs: 10
+      impossible:
+        executor: shared-iterations
+        vus: 2
+        iterations: 20
+        thresholds:
+          "http_req_duration{{name:linkedin_webhook}}": ["p(95)<0.001"]
+      long:
+        executor: constant-arrival-rate
+        rate: 10
+        timeUnit: 1s
+        duration: 60s
+        preAllocatedVUs: 2
+        maxVUs: 5
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Callable[..., Path]:
+    """Make a project folder with orch's templates and a short-profile orch.yaml.
+
+    Call it with ``extra_yaml`` to append text, or ``yaml`` to replace the config entirely.
+    Returns the config file's path.
+    """
+
+    def make(yaml: str | None = None, extra_yaml: str = "") -> Path:
+        shutil.copytree(TEMPLATES_DIR, tmp_path / "templates", dirs_exist_ok=True)
+        shutil.copytree(K6_SCRIPTS_DIR, tmp_path / "k6_scripts", dirs_exist_ok=True)
+        text = yaml if yaml is not None else SHORT_PROJECT_YAML.format(port=free_port())
+        config = tmp_path / "orch.yaml"
+        config.write_text(text + extra_yaml, encoding="utf-8")
+        return config
+
+    return make

