@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 from collections.abc import Callable
@@ -95,3 +96,15 @@ def project(tmp_path: Path) -> Callable[..., Path]:
         return config
 
     return make
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """Under ORCH_FAIL_ON_SKIP=1 (set by .ci/run) a skipped test counts as failed."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("ORCH_FAIL_ON_SKIP") == "1" and report.skipped and not hasattr(
+        report, "wasxfail"
+    ):
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, where every component must be present: {report.longrepr}"

@@ -1,0 +1,40 @@
+"""The README's two commands stay true: CI runs the same test command."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from orchestrator.cli import main
+from orchestrator.errors import ExitCode
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def readme_commands() -> list[str]:
+    return re.findall(r"```bash\n(.+?)\n```", README)[:2]
+
+
+def test_readme_opens_with_two_commands() -> None:
+    run_cmd, test_cmd = readme_commands()
+    assert "orch run linkedin-scrape" in run_cmd
+    assert "pytest" in test_cmd
+    first_block = README.index("```bash")
+    assert README[:first_block].count("\n") < 5  # the commands come first
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    _, test_cmd = readme_commands()
+    assert test_cmd in ci.splitlines()
+
+
+def test_every_exit_code_is_documented() -> None:
+    for code in ExitCode:
+        assert re.search(rf"^\| {int(code)} \|", README, re.MULTILINE), code
+
+
+def test_every_command_is_documented() -> None:
+    for name in main.commands:
+        assert f"orch {name}" in README, name
