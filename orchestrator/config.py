@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from orchestrator.errors import ConfigError
+from orchestrator.guard import ProductionHosts, production_hosts
 from orchestrator.paths import DEFAULT_CONFIG
 
 EnvironmentKind = Literal["local", "staging", "production"]
@@ -129,6 +130,13 @@ class Environment(_Strict):
         return value
 
 
+class ProductionDeclaration(_Strict):
+    """Hosts and IP addresses that are production, wherever they appear."""
+
+    hosts: list[str] = Field(default_factory=list, description="host names, aliases included")
+    addresses: list[str] = Field(default_factory=list, description="IP addresses of production")
+
+
 class Defaults(_Strict):
     """Defaults for command-line options."""
 
@@ -144,6 +152,7 @@ class OrchConfig(_Strict):
     environments: dict[str, Environment]
     scenarios: dict[str, Scenario]
     database: dict[str, Any] | None = None
+    production: ProductionDeclaration = Field(default_factory=ProductionDeclaration)
 
     # Set by the loader, not by the file.
     source: Path = Field(default=Path("orch.yaml"), exclude=True)
@@ -180,6 +189,10 @@ class OrchConfig(_Strict):
                         f"(declared: {', '.join(self.scenarios)})"
                     )
         return self
+
+    def production_hosts(self) -> ProductionHosts:
+        """Every host and address this config declares as production."""
+        return production_hosts(self.environments, self.production.hosts, self.production.addresses)
 
     def environment(self, name: str) -> Environment:
         """The named environment, or a ConfigError listing the declared ones."""

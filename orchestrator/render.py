@@ -17,6 +17,7 @@ import jinja2
 
 from orchestrator.config import OrchConfig, ResolvedRun
 from orchestrator.errors import ConfigError, SetupError
+from orchestrator.guard import ProductionHosts
 
 HELPERS_DIR_NAME = "k6_scripts"
 
@@ -52,10 +53,13 @@ def build_environment(templates_dir: Path) -> jinja2.Environment:
     return env
 
 
-def k6_options(run: ResolvedRun) -> dict[str, Any]:
-    """The `options` object the script exports: one k6 scenario, thresholds, tags."""
+def k6_options(run: ResolvedRun, production: ProductionHosts | None = None) -> dict[str, Any]:
+    """The `options` object the script exports: one k6 scenario, thresholds, tags, and
+    k6's own block of every production host (defence in depth behind the guard)."""
     scenario_options = run.profile.k6_options()
+    blocked = production.k6_block_options() if production else {}
     return {
+        **blocked,
         "scenarios": {run.scenario_name.replace("-", "_"): scenario_options},
         "thresholds": run.thresholds,
         # Tags go on every metric sample (and so into every raw line): keep them few.
@@ -64,14 +68,14 @@ def k6_options(run: ResolvedRun) -> dict[str, Any]:
     }
 
 
-def template_context(run: ResolvedRun) -> dict[str, Any]:
+def template_context(run: ResolvedRun, production: ProductionHosts | None = None) -> dict[str, Any]:
     """Variables a scenario template sees (never secret values)."""
     return {
         "scenario": run.scenario_name,
         "environment": run.environment_name,
         "environment_kind": run.environment.kind,
         "profile": run.profile_name,
-        "options": k6_options(run),
+        "options": k6_options(run, production),
         "base_url": run.base_url,
         "n8n_base_url": run.n8n_base_url,
         "base_url_var": BASE_URL_VAR,
@@ -88,7 +92,7 @@ def render_script(config: OrchConfig, run: ResolvedRun, out_dir: Path) -> Render
     name = run.scenario.template
     try:
         template = env.get_template(name)
-        text = template.render(template_context(run))
+        text = template.render(template_context(run, config.production_hosts()))
     except jinja2.TemplateNotFound:
         raise ConfigError(
             f"scenario {run.scenario_name!r}: template {name!r} not found in {config.templates_dir}"

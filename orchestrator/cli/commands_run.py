@@ -138,10 +138,14 @@ def run(
         orch run linkedin-scrape --env staging --profile load
     """
     from orchestrator.config import resolve_run
+    from orchestrator.guard import guard_run, refuse_production_kind
     from orchestrator.run import execute_run, select_runner
 
     config = _load(config_file)
+    chosen_env = env_name or config.defaults.environment
+    refuse_production_kind(chosen_env, config.environment(chosen_env).kind, "run a load test")
     resolved = resolve_run(config, scenario, env_name, profile)
+    guard_run(config, resolved, "run a load test")
     choice = runner or resolved.environment.runner or config.defaults.runner
     k6_runner = select_runner(
         choice, k6_path=k6_path, docker_image=resolved.environment.docker_image, echo=_echo_err

@@ -1,0 +1,224 @@
+"""The production guard refuses every disguise of production, and k6 blocks it too.
+
+No test here sends traffic anywhere but loopback: refused runs stop before k6 starts, and
+the k6 blocking test aims a blocked name that would resolve to loopback anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import ExitCode
+from orchestrator.guard import host_of, normalize_host
+
+ENVIRONMENTS_YAML = """\
+  production:
+    kind: production
+    base_url: https://api.sales-machine.com
+    n8n_base_url: https://n8n.srv997159.hstgr.cloud
+  disguised:
+    kind: staging
+    base_url: {base_url}
+    vars:
+      callback: {callback}
+"""
+DECLARED_YAML = """\
+production:
+  hosts: [api-prod.sales-machine.com]
+  addresses: [203.0.113.10]
+"""
+
+
+def config_with(project: Callable[..., Path], base_url: str, callback: str = "none") -> Path:
+    """A project with a production environment, declared production hosts, and a staging
+    environment `disguised` whose base_url and vars the test chooses."""
+    config = project()
+    head, scenarios = config.read_text().split("scenarios:\n", 1)
+    environments = ENVIRONMENTS_YAML.format(base_url=base_url, callback=callback)
+    config.write_text(head + environments + "scenarios:\n" + scenarios + DECLARED_YAML)
+    return config
+
+
+def orch_run(config: Path, env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "run",
+            "linkedin-scrape",
+            "--env",
+            env,
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def assert_refused(done: subprocess.CompletedProcess[str], config: Path, *needles: str) -> None:
+    assert done.returncode == ExitCode.REFUSED, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr
+    assert "refusing" in done.stderr
+    for needle in needles:
+        assert needle in done.stderr
+    results = config.parent / "results"
+    assert not results.exists() or not any(results.iterdir()), "a refused run wrote a folder"
+
+
+def test_production_kind_is_refused(project: Callable[..., Path]) -> None:
+    config = config_with(project, "http://127.0.0.1:9")
+    assert_refused(orch_run(config, "production"), config, "kind production", "no override")
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "https://api.sales-machine.com",
+        "https://API.Sales-Machine.COM./v1",  # case and trailing dot
+        "https://api.sales-machine.com:443",  # default port
+        "http://api.sales-machine.com:8443",  # another port
+        "https://api-prod.sales-machine.com",  # a declared alias
+        "http://203.0.113.10:8080",  # an IP literal
+        "http://[::ffff:203.0.113.10]/",  # the same address, IPv4-mapped IPv6
+        "http://0xcb.0x00.0x71.0x0a/",  # the same address, hex
+        "http://3405803786/",  # the same address, one integer
+        "https://n8n.srv997159.hstgr.cloud",  # production's N8N host
+    ],
+)
+def test_disguised_production_hosts_are_refused(
+    project: Callable[..., Path], base_url: str
+) -> None:
+    config = config_with(project, base_url)
+    assert_refused(orch_run(config, "disguised"), config, "production")
+
+
+def test_production_host_hidden_in_a_staging_variable_is_refused(
+    project: Callable[..., Path],
+) -> None:
+    config = config_with(
+        project, "http://127.0.0.1:9", callback="https://api.sales-machine.com/callback"
+    )
+    assert_refused(orch_run(config, "disguised"), config, "vars", "api.sales-machine.com")
+
+
+def test_production_database_in_a_staging_entry_is_refused(project: Callable[..., Path]) -> None:
+    config = config_with(project, "http://127.0.0.1:9")
+    config.write_text(
+        config.read_text().replace(
+            "  disguised:\n    kind: staging\n",
+            "  disguised:\n    kind: staging\n    database_url: postgresql://u@API.sales-machine.com:5432/db\n",
+        )
+    )
+    assert_refused(orch_run(config, "disguised"), config, "database_url")
+
+
+def test_normalisation() -> None:
+    assert normalize_host("API.Example.COM.") == "api.example.com"
+    assert normalize_host("127.1") == "127.0.0.1"
+    assert normalize_host("[::FFFF:7f00:1]") == "127.0.0.1"
+    assert normalize_host("0177.0.0.1") == "127.0.0.1"
+    assert host_of("postgresql://user:pw@DB.example.com:6543/postgres") == "db.example.com"
+    assert host_of("host=db.example.com port=5432 dbname=x") == "db.example.com"
+    assert host_of("db.example.com:5432") == "db.example.com"
+
+
+def test_rendered_scripts_carry_k6_block_options(project: Callable[..., Path]) -> None:
+    config = config_with(project, "http://127.0.0.1:9")
+    out = config.parent / "rendered"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "render",
+            "linkedin-scrape",
+            "--out",
+            str(out),
+            "--config",
+            str(config),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    script = (out / "linkedin-scrape.js").read_text()
+    options = json.loads(script.split("export const options = ", 1)[1].split(";\n", 1)[0])
+    assert options["blockHostnames"] == [
+        "api-prod.sales-machine.com",
+        "api.sales-machine.com",
+        "n8n.srv997159.hstgr.cloud",
+    ]
+    assert options["blacklistIPs"] == ["203.0.113.10/32"]
+
+
+def test_k6_itself_blocks_a_production_host(project: Callable[..., Path]) -> None:
+    """A hand-edited script aimed at a production host is stopped by k6, not only by orch.
+
+    The blocked name is `localhost`, so that even a broken block would only reach loopback.
+    """
+    from orchestrator.sandbox import SandboxSettings, start_sandbox
+    from tests.conftest import free_port
+
+    config = project()
+    config.write_text(config.read_text() + "production:\n  hosts: [localhost]\n")
+    out = config.parent / "rendered"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "render",
+            "linkedin-scrape",
+            "--out",
+            str(out),
+            "--config",
+            str(config),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    script = out / "linkedin-scrape.js"
+    # the hand edit: aim the webhook at the "production" host
+    script.write_text(
+        script.read_text().replace(
+            "const N8N_BASE_URL = __ENV.ORCH_N8N_BASE_URL ||",
+            f"const N8N_BASE_URL = 'http://localhost:{port}' ||",
+        )
+    )
+    with start_sandbox(SandboxSettings(port=port, latency_ms_median=0, latency_ms_p95=0)) as box:
+        done = subprocess.run(
+            [
+                "k6",
+                "run",
+                "--quiet",
+                "--no-summary",
+                "--iterations",
+                "3",
+                "--vus",
+                "1",
+                str(script),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, "ORCH_N8N_BASE_URL": box.url},
+        )
+        import urllib.request
+
+        with urllib.request.urlopen(f"{box.url}/__sandbox/stats") as response:
+            stats = json.load(response)
+    output = done.stdout + done.stderr
+    assert "blocked" in output, output
+    assert "webhook" not in stats["by_endpoint"], stats
