@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from orchestrator.endpoints import DEFAULT_ENRICHMENT_CANDIDATES, check_vars, parse_endpoint
 from orchestrator.errors import ConfigError
 from orchestrator.guard import ProductionHosts, production_hosts
 from orchestrator.paths import DEFAULT_CONFIG
@@ -145,6 +146,35 @@ class Defaults(_Strict):
     runner: RunnerName = "auto"
 
 
+class ClaudeTier(_Strict):
+    """One Claude API usage tier's limits (docs/claude-rate-limits.md); paces ai-enrichment."""
+
+    description: str = ""
+    requests_per_minute: int = Field(gt=0)
+    input_tokens_per_minute: int = Field(gt=0)
+    output_tokens_per_minute: int = Field(gt=0)
+
+
+class VerifySettings(_Strict):
+    """What `orch verify` reads and probes."""
+
+    workflow_file: str = Field(
+        default="workflows/linkedin-scraper.json",
+        description="N8N export holding the webhook trigger",
+    )
+    enrichment_candidates: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ENRICHMENT_CANDIDATES),
+        description="enrichment endpoints to probe, in order, as 'METHOD /path'",
+    )
+
+    @field_validator("enrichment_candidates")
+    @classmethod
+    def _endpoint_specs(cls, value: list[str]) -> list[str]:
+        for spec in value:
+            parse_endpoint(spec)
+        return value
+
+
 class OrchConfig(_Strict):
     """The whole validated `orch.yaml`."""
 
@@ -152,6 +182,8 @@ class OrchConfig(_Strict):
     environments: dict[str, Environment]
     scenarios: dict[str, Scenario]
     database: dict[str, Any] | None = None
+    claude_tiers: dict[str, ClaudeTier] = Field(default_factory=dict)
+    verify: VerifySettings = Field(default_factory=VerifySettings)
     production: ProductionDeclaration = Field(default_factory=ProductionDeclaration)
 
     # Set by the loader, not by the file.
@@ -193,6 +225,22 @@ class OrchConfig(_Strict):
     def production_hosts(self) -> ProductionHosts:
         """Every host and address this config declares as production."""
         return production_hosts(self.environments, self.production.hosts, self.production.addresses)
+
+    @model_validator(mode="after")
+    def _scenario_vars(self) -> OrchConfig:
+        """Endpoint variables are 'METHOD /path'; a claude_tier names a declared tier."""
+        tiers = list(self.claude_tiers)
+        problems = []
+        for name, scenario in self.scenarios.items():
+            problems += check_vars(scenario.vars, tiers, f"scenarios.{name}.vars")
+        for env_name, env in self.environments.items():
+            problems += check_vars(env.vars, tiers, f"environments.{env_name}.vars")
+            for name, override in env.scenarios.items():
+                where = f"environments.{env_name}.scenarios.{name}.vars"
+                problems += check_vars(override.get("vars") or {}, tiers, where)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     def environment(self, name: str) -> Environment:
         """The named environment, or a ConfigError listing the declared ones."""
@@ -348,6 +396,13 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
     return merged
 
 
+def apply_claude_pacing(config: OrchConfig, run: ResolvedRun) -> ResolvedRun:
+    """Cap the run's load profile by its Claude tier (see orchestrator/pacing.py)."""
+    from orchestrator.pacing import apply_claude_pacing as apply
+
+    return apply(config, run)
+
+
 def resolve_run(
     config: OrchConfig,
     scenario_name: str,
@@ -393,7 +448,7 @@ def resolve_run(
             )
         secret_env[k6_name] = value
     thresholds = _deep_merge(scenario.thresholds, profile.thresholds)
-    return ResolvedRun(
+    resolved = ResolvedRun(
         scenario_name=scenario_name,
         environment_name=env_name,
         profile_name=chosen,
@@ -409,3 +464,4 @@ def resolve_run(
         thresholds=thresholds,
         secret_env=secret_env,
     )
+    return apply_claude_pacing(config, resolved)
