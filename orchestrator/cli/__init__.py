@@ -45,9 +45,9 @@ def main() -> None:
 
 def _register() -> None:
     """Attach every area's commands to the main group."""
-    from orchestrator.cli import commands_run
+    from orchestrator.cli import commands_run, db
 
-    for module in (commands_run,):
+    for module in (commands_run, db):
         for command in module.COMMANDS:
             main.add_command(command)
 
