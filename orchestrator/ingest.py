@@ -134,6 +134,7 @@ class RawAggregates:
     histogram_edges: list[float] = field(default_factory=list)
     histogram_counts: list[int] = field(default_factory=list)
     histogram_overflow: int = 0
+    histogram_underflow: int = 0
     measured: dict[tuple[str, str], float | None] = field(default_factory=dict)
 
     @property
@@ -659,8 +660,10 @@ def _time_series(scan: _Scan, agg: RawAggregates) -> None:
 
 
 def _histogram(scan: _Scan, agg: RawAggregates) -> None:
+    # Bins span the 0.1th to 99.9th percentile, so one outlier cannot squash the picture;
+    # what lies outside is counted (underflow, overflow) and named on the chart.
     row = scan.one(
-        "SELECT min(value), quantile_cont(value, 0.995), max(value) FROM pts "
+        "SELECT quantile_cont(value, 0.001), quantile_cont(value, 0.999), max(value) FROM pts "
         "WHERE metric = 'http_req_duration'"
     )
     if not row or row[0] is None:
@@ -671,14 +674,18 @@ def _histogram(scan: _Scan, agg: RawAggregates) -> None:
     width = (high - low) / HISTOGRAM_BINS
     counts = [0] * HISTOGRAM_BINS
     for b, n in scan.rows(
-        f"SELECT least(floor((value - {low}) / {width})::BIGINT, {HISTOGRAM_BINS}), count(*) "
+        f"SELECT floor((value - {low}) / {width})::BIGINT, count(*) "
         "FROM pts WHERE metric = 'http_req_duration' GROUP BY 1"
     ):
-        if int(b) >= HISTOGRAM_BINS:
-            agg.histogram_overflow += int(n)
+        if int(b) < 0:
+            agg.histogram_underflow += int(n)
+        elif int(b) >= HISTOGRAM_BINS:
+            if float(b) * width + low <= high:  # the upper edge belongs to the last bin
+                counts[-1] += int(n)
+            else:
+                agg.histogram_overflow += int(n)
         else:
             counts[int(b)] += int(n)
-    # Values exactly at the upper edge belong to the last bin, not the overflow.
     agg.histogram_edges = [low + i * width for i in range(HISTOGRAM_BINS + 1)]
     agg.histogram_counts = counts
 

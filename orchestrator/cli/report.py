@@ -1,0 +1,100 @@
+"""`orch report`: rebuild a run's results.json, charts and report.md, offline."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from orchestrator.errors import ConfigError, ExitCode
+
+
+def _default_results_dir(config_file: str | None) -> Path:
+    """The config's results folder, or ./results when no config can be loaded."""
+    from orchestrator.errors import OrchError
+
+    try:
+        from orchestrator.config import load_config
+
+        return Path(load_config(config_file).results_dir)
+    except (OrchError, ImportError, AttributeError):
+        return Path.cwd() / "results"
+
+
+@click.command("report")
+@click.argument("run_dir", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--from",
+    "raw_from",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A raw k6 file from elsewhere (--out json or --out csv, plain or .gz).",
+)
+@click.option(
+    "--summary",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="With --from: k6's --summary-export file or handleSummary JSON.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="With --from: the run folder to create (default: a new folder under results/).",
+)
+@click.option(
+    "--config", "config_file", type=click.Path(dir_okay=False), default=None,
+    help="Config file, for its results folder (with --from).",
+)  # fmt: skip
+@click.option(
+    "--fail-on-thresholds",
+    is_flag=True,
+    help="Exit 99 when a threshold was crossed (as `orch run` does).",
+)
+def report_command(
+    run_dir: Path | None,
+    raw_from: Path | None,
+    summary: Path | None,
+    out_dir: Path | None,
+    config_file: str | None,
+    fail_on_thresholds: bool,
+) -> None:
+    """Rebuild RUN_DIR's results.json, charts/*.png and report.md from its files.
+
+    Works offline and gives the same files each time. With --from, first make a run
+    folder from a raw k6 file written elsewhere (and its summary, if you have it).
+
+    Example:
+
+        orch report results/20260101T120000Z_linkedin-scrape_local
+
+        orch report --from k6-raw.json.gz --summary summary.json --out /tmp/their-run
+    """
+    from orchestrator.report import build_report, import_raw
+
+    if raw_from is not None:
+        if run_dir is not None:
+            raise ConfigError("give either RUN_DIR or --from FILE, not both")
+        results_dir = _default_results_dir(config_file) if out_dir is None else None
+        run_dir = import_raw(raw_from, summary=summary, out_dir=out_dir, results_dir=results_dir)
+    elif run_dir is None:
+        raise ConfigError("give a run folder (orch report RUN_DIR) or a raw file (--from FILE)")
+    elif summary is not None or out_dir is not None:
+        raise ConfigError("--summary and --out only apply with --from FILE")
+    result = build_report(run_dir)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    if result.thresholds_ok is None:
+        verdict = "no thresholds judged"
+    elif result.thresholds_ok:
+        verdict = "thresholds passed"
+    else:
+        verdict = f"{result.thresholds_failed} threshold(s) crossed"
+    click.echo(f"{verdict}; report: {result.report_path}")
+    if fail_on_thresholds and result.thresholds_ok is False:
+        sys.exit(int(ExitCode.THRESHOLDS))
+
+
+COMMANDS: list[click.Command] = [report_command]
