@@ -86,6 +86,11 @@ def _explain_connect_failure(target: str, exc: Exception) -> str:
             f"the database at {target} refused the credentials ({detail}); check the user "
             "and password in the URL or its environment variable"
         )
+    if "role" in lowered and "does not exist" in lowered:
+        return (
+            f"the database at {target} has no such user ({detail}); check the user name in "
+            "the URL or its environment variable"
+        )
     if sqlstate == "3D000" or ("database" in lowered and "does not exist" in lowered):
         return (
             f"the database at {target} does not exist ({detail}); create it or fix the "

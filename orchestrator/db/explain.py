@@ -237,6 +237,12 @@ def compare_with_indexes(
     report = ComparisonReport(mode="scratch copy", statements=statements)
     try:
         with connect(with_database(url, admin_db), autocommit=True) as admin:
+            busy = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
+                "AND pid <> pg_backend_pid()", (source,)
+            ).fetchone()
+            if busy and busy[0]:  # TEMPLATE needs a database nobody is connected to
+                raise psycopg.errors.ObjectInUse(f"{busy[0]} other session(s) on {source}")
             strategy = sql.SQL(" STRATEGY FILE_COPY" if version >= 150000 else "")
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(scratch)))
             admin.execute(
