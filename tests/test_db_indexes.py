@@ -328,3 +328,25 @@ def test_failing_migration_names_the_file(schema_db: str, migrations_dir: Path,
     assert "nothing of it was applied" in result.output
     with connect(schema_db) as conn:
         assert conn.execute("SELECT to_regclass('ok_then')").fetchone() == (None,)
+
+
+@pytest.mark.parametrize("command", ["migrate", "seed"])
+def test_production_targets_are_refused_before_connecting(
+    command: str, migrations_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    config = tmp_path / "orch-prod.yaml"
+    config.write_text(
+        MINIMAL_CONFIG.replace("scenarios: {}\n", "")
+        + "  prod:\n    kind: production\n    base_url: https://api.example.com\n"
+        "    database_url: postgresql://app:pw@db.example.com:5432/app\n"
+        "  stage:\n    kind: staging\n    base_url: http://127.0.0.1:9\n"
+        "    database_url: postgresql://app:pw@db.example.com:5432/app\n"
+        "scenarios: {}\n",
+        encoding="utf-8",
+    )
+    for env in ("prod", "stage"):
+        result = orch("db", command, "--env", env, "--config", str(config),
+                      "--migrations-dir", str(migrations_dir))
+        assert result.exit_code == 6, (env, result.output)
+        assert "refusing to" in result.output and ":pw@" not in result.output

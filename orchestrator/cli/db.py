@@ -32,6 +32,8 @@ class Target:
     settings: DatabaseSettings
     migrations_dir: Path
     embedded: bool
+    env_kind: str = "local"
+    config: Any = None  # the loaded OrchConfig, when there is a config file
 
 
 def target_options(func: F) -> F:
@@ -91,17 +93,17 @@ def resolve_target(config_file: str | None, env_name: str | None, database_url: 
     name = env_name or (config.defaults.environment if config else "local")
     folder = migrations_dir or root / settings.migrations_dir
     url = database_url
-    is_local = name == "local"
+    kind = "local" if name == "local" else ""
     if config is not None:
         environment = config.environments.get(name)
         if environment is None:
             known = ", ".join(sorted(config.environments))
             raise ConfigError(f"unknown environment {name!r}; choose one of: {known}")
-        is_local = environment.kind == "local"
+        kind = environment.kind
         if url is None and environment.database_url:
             url = expand_env_refs(environment.database_url, f"environments.{name}.database_url")
     if url is None:
-        if not is_local:
+        if kind != "local":
             raise ConfigError(
                 f"environment {name!r} has no database URL; set environments.{name}.database_url "
                 "in orch.yaml (e.g. ${STAGING_DATABASE_URL}), or pass --database-url / set "
@@ -111,17 +113,19 @@ def resolve_target(config_file: str | None, env_name: str | None, database_url: 
 
         with _db_errors():
             url = ensure_local_database(root / ".orch" / "pgdata", migrations_dir=folder)
-        return Target(url, name, settings, folder, embedded=True)
-    return Target(url, name, settings, folder, embedded=False)
+        return Target(url, name, settings, folder, embedded=True, env_kind=kind, config=config)
+    return Target(url, name, settings, folder, embedded=False, env_kind=kind, config=config)
 
 
-def _guard_target(target: Target) -> None:
-    """The production guard's call site for commands that write to a database."""
-    try:
-        from orchestrator.guard import guard_database_target
-    except ImportError:
-        return
-    guard_database_target(target.url)
+def _guard_target(target: Target, action: str) -> None:
+    """The production guard's call site for commands that write to a database: refuses
+    (RefusedError, exit 6) a production environment or a production host."""
+    from orchestrator.guard import guard_database_target
+
+    if target.config is None and target.embedded:
+        return  # no config to declare production hosts; the embedded server is local
+    guard_database_target(target.url, config=target.config, environment_name=target.env_name,
+                          environment_kind=target.env_kind, action=action)
 
 
 @contextmanager
@@ -280,7 +284,7 @@ def migrate_command(config_file: str | None, env_name: str | None, database_url:
 
     target = resolve_target(config_file, env_name, database_url, migrations_dir)
     _header(target)
-    _guard_target(target)
+    _guard_target(target, "apply migrations")
     with connect(target.url, autocommit=True) as conn, _db_errors():
         applied = apply_migrations(conn, target.migrations_dir)
         history = ".".join(history_table(conn))
@@ -334,7 +338,7 @@ def explain_command(config_file: str | None, env_name: str | None, database_url:
     if not planned:
         click.echo("No desired index is missing, so there is nothing to compare.")
         return
-    _guard_target(target)
+    _guard_target(target, "copy the database for EXPLAIN --compare")
     with _db_errors():
         result = compare_with_indexes(target.url, schema, target.settings.tables,
                                       [item.statement for item in planned], repeat=repeat)
@@ -373,7 +377,7 @@ def seed_command(config_file: str | None, env_name: str | None, database_url: st
 
     target = resolve_target(config_file, env_name, database_url, migrations_dir)
     _header(target)
-    _guard_target(target)
+    _guard_target(target, "seed the database")
     with connect(target.url, autocommit=True) as conn, _db_errors():
         check_tables(conn, target.settings.schema_name, TABLES)
         result = seed_database(conn, target.settings.schema_name, scale, replace=replace,

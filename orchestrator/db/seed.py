@@ -2,8 +2,8 @@
 
 ``scale`` is the number of prospects. The other tables follow: one user per 500
 prospects (at least 5), one campaign per 100 prospects, one meeting per 5 prospects and one
-AI conversation message per prospect. Volumes per user are skewed (Zipf, s = 1.1: the
-heaviest user owns about a tenth of everything, most users own little), statuses follow a
+AI conversation message per prospect. Volumes per user are skewed (Zipf, s = 1.1: at
+1M prospects the heaviest of 2,000 users owns 17%, most users own little), statuses follow a
 funnel, and times spread over the last year with more recent rows (meetings from 90 days ago
 to 30 days ahead). The same ``seed`` gives the same data.
 """
