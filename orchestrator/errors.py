@@ -21,6 +21,7 @@ class ExitCode(IntEnum):
     REFUSED = 6  # the production guard refused the target
     DATABASE = 7  # the database is unreachable, refuses us, or lacks what we need
     REGRESSION = 8  # the run regressed against its baseline
+    UNVERIFIED = 9  # orch verify: an endpoint a scenario needs is not confirmed
     THRESHOLDS = 99  # the run crossed one or more thresholds (same as k6)
     INTERRUPTED = 130  # stopped by Ctrl-C / SIGINT / SIGTERM
 

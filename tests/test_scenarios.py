@@ -1,0 +1,226 @@
+"""The shipped scenarios against the real sandbox with the real k6: green smoke runs,
+pacing by the Claude tier, 429s counted exactly as the sandbox sent them, per-VU users."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from scenario_project import make_project, shipped_config
+
+from orchestrator.cli import main
+from orchestrator.config import load_config, resolve_run
+from orchestrator.errors import ExitCode
+from orchestrator.paths import K6_SCRIPTS_DIR
+from orchestrator.sandbox import SandboxSettings, start_sandbox
+
+SCENARIOS = list(shipped_config()["scenarios"])
+
+
+def run_orch(config: Path, *args: str) -> tuple[int, str, Path]:
+    result = CliRunner().invoke(main, ["run", *args, "--config", str(config), "--no-report"])
+    run_dir = Path(result.stdout.strip().splitlines()[-1]) if result.stdout.strip() else Path()
+    return result.exit_code, result.output, run_dir
+
+
+def summary(run_dir: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((run_dir / "summary.json").read_text())["metrics"]
+    return data
+
+
+def sandbox_stats(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{url}/__sandbox/stats", timeout=5) as answer:
+        data: dict[str, Any] = json.load(answer)
+    return data
+
+
+def test_the_three_product_scenarios_are_shipped() -> None:
+    assert {"linkedin-scrape", "email-queue", "ai-enrichment"} <= set(SCENARIOS)
+    for name, scenario in shipped_config()["scenarios"].items():
+        assert {"smoke", "load", "stress", "soak"} <= set(scenario["profiles"]), name
+
+
+def test_orch_scenarios_lists_each_with_description_and_profiles() -> None:
+    result = CliRunner().invoke(main, ["scenarios"])
+    assert result.exit_code == 0, result.output
+    for name, scenario in shipped_config()["scenarios"].items():
+        line = next(line for line in result.output.splitlines() if line.startswith(name + " "))
+        assert scenario["description"] in line
+    assert result.output.count("profiles: smoke*, load, stress, soak") == len(SCENARIOS)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_smoke_profile_runs_green_against_the_sandbox(tmp_path: Path, scenario: str) -> None:
+    config = make_project(tmp_path)
+    code, output, run_dir = run_orch(config, scenario, "--profile", "smoke")
+    assert code == ExitCode.OK, output
+    metrics = summary(run_dir)
+    assert metrics["http_reqs"]["count"] >= 5
+    assert metrics["http_req_failed"]["value"] == 0
+    assert metrics["checks"]["fails"] == 0
+    # every request carries a stable endpoint name, so per-endpoint figures group correctly
+    named = [k for k in metrics if k.startswith("http_req_duration{name:")]
+    assert named, sorted(metrics)
+    script = (run_dir / "script" / f"{scenario}.js").read_text()
+    assert "from './k6_scripts/" in script
+
+
+def test_email_queue_reads_the_queue_depth_back(tmp_path: Path) -> None:
+    config = make_project(tmp_path)
+    code, output, run_dir = run_orch(config, "email-queue")
+    assert code == ExitCode.OK, output
+    metrics = summary(run_dir)
+    assert metrics["http_req_duration{name:email_queue_status}"]["count"] >= 1
+    assert metrics["email_queue_depth"]["max"] >= 1
+
+
+def _tier(data: dict[str, Any], rpm: int, **enrichment: Any) -> None:
+    data["claude_tiers"]["test-tier"] = {
+        "requests_per_minute": rpm,
+        "input_tokens_per_minute": 10_000_000,
+        "output_tokens_per_minute": 10_000_000,
+    }
+    data["environments"]["local"]["scenarios"]["ai-enrichment"]["vars"]["claude_tier"] = "test-tier"
+    scenario = data["scenarios"]["ai-enrichment"]
+    scenario["vars"].update({"claude_rate_headroom": 1.0, **enrichment})
+
+
+def test_ai_enrichment_is_capped_at_the_tier_rate(tmp_path: Path) -> None:
+    """The profile asks for 20 req/s; a 120 requests/minute tier lets through 2 req/s."""
+
+    def edit(data: dict[str, Any]) -> None:
+        _tier(data, 120)
+        smoke = data["scenarios"]["ai-enrichment"]["profiles"]["smoke"]
+        smoke.update({"rate": 20, "duration": "3s"})
+
+    config = make_project(tmp_path, edit)
+    resolved = resolve_run(load_config(config), "ai-enrichment", "local")
+    assert resolved.profile.k6_options()["rate"] == 120
+    assert resolved.profile.k6_options()["timeUnit"] == "1m"
+    url = resolved.base_url
+    port = int(url.rsplit(":", 1)[1])
+    settings = SandboxSettings.model_validate(
+        {"port": port, "latency_ms_median": 1, "latency_ms_p95": 3}
+    )
+    with start_sandbox(settings):
+        code, output, run_dir = run_orch(config, "ai-enrichment")
+        stats = sandbox_stats(url)
+    assert code == ExitCode.OK, output
+    sent = stats["by_endpoint"]["enrichment"]["total"]
+    # 2 per second for 3 s (k6 starts the first at 0 s): 6, maybe 7; 20/s would be 60
+    assert 5 <= sent <= 7, stats
+    assert summary(run_dir)["http_reqs"]["count"] == sent
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["load_profile"]["rate"] == 120
+
+
+def test_429s_counted_by_k6_equal_those_the_sandbox_sent(tmp_path: Path) -> None:
+    """A sandbox limited to 60 requests/minute (burst 1) behind a tier that claims 240.
+
+    k6 sends 4 req/s, the sandbox answers most with 429 and Retry-After; k6 waits and
+    retries (tagged retry=true), counts every 429 in rate_limited, and the threshold that
+    keeps 429s under 5% fails the run with exit 99.
+    """
+
+    def edit(data: dict[str, Any]) -> None:
+        _tier(data, 240, retry_max=2, retry_max_s=2)
+        scenario = data["scenarios"]["ai-enrichment"]
+        scenario["profiles"]["smoke"].update({"rate": 4, "duration": "3s", "maxVUs": 30})
+        scenario["thresholds"]["http_reqs{retry:true}"] = ["count>0"]
+        scenario["thresholds"]["http_reqs{retry:false}"] = ["count<=13"]
+
+    config = make_project(tmp_path, edit)
+    url = load_config(config).environments["local"].base_url
+    settings = SandboxSettings.model_validate(
+        {
+            "port": int(url.rsplit(":", 1)[1]),
+            "latency_ms_median": 1,
+            "latency_ms_p95": 3,
+            "rate_limit_per_minute": 60,
+            "rate_limit_burst": 1,
+        }
+    )
+    with start_sandbox(settings):
+        code, output, run_dir = run_orch(config, "ai-enrichment")
+        stats = sandbox_stats(url)
+    metrics = summary(run_dir)
+    limited_by_k6 = metrics["rate_limited"]["passes"]
+    enrichment = stats["by_endpoint"]["enrichment"]["by_status"]
+    assert stats["rate_limited"] > 0
+    assert limited_by_k6 == stats["rate_limited"] == enrichment["429"]
+    assert (
+        metrics["rate_limited"]["passes"] + metrics["rate_limited"]["fails"]
+        == (metrics["http_reqs"]["count"])
+    )
+    # within the sandbox's limit: one burst token plus one per second of the run
+    assert enrichment["202"] <= 1 + 8, stats
+    assert metrics["http_reqs{retry:true}"]["count"] > 0
+    assert metrics["http_reqs{retry:false}"]["thresholds"]["count<=13"] is False  # held
+    # 429s are rate limits, not failures: http_req_failed stays clean
+    assert metrics["http_req_failed"]["value"] == 0
+    assert metrics["rate_limited"]["thresholds"]["rate<0.05"] is True  # crossed
+    assert code == ExitCode.THRESHOLDS, output
+
+
+def test_each_vu_takes_its_own_user_wrapping_round(tmp_path: Path) -> None:
+    """users.js picks users[(__VU - 1) % users.length] (real k6, 5 VUs, 3 users)."""
+    users = [
+        {"id": f"u{i}", "email": f"loadtest-user-{i}@test.sales-machine.com"} for i in (1, 2, 3)
+    ]
+    (tmp_path / "users.json").write_text(json.dumps({"users": users}))
+    shutil.copytree(K6_SCRIPTS_DIR, tmp_path / "k6_scripts")
+    (tmp_path / "script.js").write_text(
+        "import { SharedArray } from 'k6/data';\n"
+        "import { userFor, userList, userHeaders } from './k6_scripts/users.js';\n"
+        "export const options = { scenarios: { s: { executor: 'per-vu-iterations', vus: 5,"
+        " iterations: 1 } } };\n"
+        "const USERS = new SharedArray('u', () => userList(JSON.parse(open('./users.json'))));\n"
+        "export default function () {\n"
+        "  const u = userFor(USERS, __VU);\n"
+        "  console.log(`VU=${__VU} USER=${u.email} HDR=${userHeaders(u)['X-Test-User']}`);\n"
+        "}\n"
+    )
+    k6 = shutil.which("k6")
+    assert k6
+    done = subprocess.run(
+        [k6, "run", "--quiet", "--no-summary", "script.js"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "K6_NO_USAGE_REPORT": "true"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = {}
+    for line in done.stderr.splitlines():
+        found = re.search(r"VU=(\d+) USER=(\S+) HDR=(\S+?)\"", line)
+        if found:
+            vu, user, header = found.groups()
+            assert user == header
+            seen[int(vu)] = user
+    assert seen == {vu: users[(vu - 1) % 3]["email"] for vu in range(1, 6)}
+
+
+def test_scenarios_run_with_users_configured(tmp_path: Path) -> None:
+    users = [{"id": "u1", "email": "loadtest-user-1@test.sales-machine.com", "password": "x"}]
+    users_file = tmp_path / "test-users.json"
+    users_file.write_text(json.dumps(users))
+
+    def edit(data: dict[str, Any]) -> None:
+        data["scenarios"]["email-queue"]["vars"]["users_file"] = str(users_file)
+
+    config = make_project(tmp_path, edit)
+    code, output, run_dir = run_orch(config, "email-queue")
+    assert code == ExitCode.OK, output
+    script = (run_dir / "script" / "email-queue.js").read_text()
+    assert "new SharedArray('test users'" in script
+    assert "password" not in script
