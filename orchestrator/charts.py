@@ -68,7 +68,7 @@ def _save(fig: Figure, path: Path) -> None:
 
     FigureCanvasAgg(fig)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, facecolor="white")
+    fig.savefig(path, dpi=DPI, facecolor="white", pil_kwargs={"compress_level": 1})
 
 
 def _time_label(agg: RawAggregates) -> str:

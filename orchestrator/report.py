@@ -134,6 +134,7 @@ def build_report(run_dir: Path, *, raw_file: Path | None = None) -> ReportResult
         charts = render_charts(run_dir, agg, results)
         results["charts"] = [{"key": c.key, "title": c.title, "file": c.file} for c in charts]
         results["notes"] = notes
+        results = _stable(results)
         results_path = run_dir / RESULTS_FILE
         _write(results_path, json.dumps(results, indent=2, default=_json_default) + "\n")
         report_path = run_dir / REPORT_FILE
@@ -161,6 +162,17 @@ def summary_thresholds(summary: Any) -> dict[str, list[str]]:
     if summary is None:
         return {}
     return {key: list(exprs) for key, exprs in summary.thresholds.items()}
+
+
+def _stable(value: Any) -> Any:
+    """Floats to 10 significant digits: DuckDB's parallel sums differ in the last bits."""
+    if isinstance(value, float):
+        return float(f"{value:.10g}")
+    if isinstance(value, dict):
+        return {k: _stable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_stable(v) for v in value]
+    return value
 
 
 def _json_default(value: Any) -> Any:
@@ -295,9 +307,21 @@ def import_raw(
         out_dir = base / f"{stamp}_imported_{stem}"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        for old in out_dir.glob("raw.*"):
-            if old.name != name:
-                old.unlink()
+        previous = (
+            json.loads((out_dir / "run.json").read_text(encoding="utf-8"))
+            if (out_dir / "run.json").is_file()
+            else {}
+        )
+        if isinstance(previous, dict) and "imported_from" in previous:
+            # A folder of an earlier import: drop its inputs so none outlives this import.
+            for old in [*out_dir.glob("raw.*"), out_dir / "summary.json"]:
+                if old.name != name and old.is_file():
+                    old.unlink()
+        elif any(out_dir.iterdir()):
+            raise ConfigError(
+                f"{out_dir} already holds files that `orch report --from` did not write; "
+                "choose an empty or new folder with --out"
+            )
         if raw.resolve() != (out_dir / name).resolve():
             shutil.copyfile(raw, out_dir / name)
         files: dict[str, str] = {"raw": name}

@@ -90,6 +90,9 @@ class TargetServer(ThreadingHTTPServer):
             self.sent[(path, status)] += 1
         return status
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Stay quiet when k6 drops a connection (it does so when interrupted)."""
+
     def start(self) -> TargetServer:
         """Serve in a background thread."""
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
@@ -284,3 +287,26 @@ INTERRUPTED_OPTIONS: dict[str, object] = {
     },
     "thresholds": {"http_req_duration": ["p(95)<2000"]},
 }
+
+
+_RUNS: dict[Path, dict[str, K6Run]] = {}
+
+
+def real_runs(base: Path) -> dict[str, K6Run]:
+    """The four real k6 runs the results tests read, made once per test session.
+
+    - ``normal``: 300 iterations of 4 requests (1 in 5 POST /api/fail gets a 500), passes;
+    - ``failing``: a p95 threshold of 5 ms on a 15 ms endpoint and a 1 % error budget: 99;
+    - ``limited``: 100 iterations/s for 2 s, 3 of 4 requests to /api/limited get a 429;
+    - ``interrupted``: a 30 s ramping run stopped with SIGINT after 2.5 s: 105.
+    """
+    if base not in _RUNS:
+        _RUNS[base] = {
+            "normal": run_k6(base / "normal", "normal", NORMAL_OPTIONS),
+            "failing": run_k6(base / "failing", "failing", FAILING_OPTIONS, mode="slow"),
+            "limited": run_k6(base / "limited", "limited", LIMITED_OPTIONS, mode="limited"),
+            "interrupted": run_k6(
+                base / "interrupted", "interrupted", INTERRUPTED_OPTIONS, interrupt_after_s=2.5
+            ),
+        }
+    return _RUNS[base]
