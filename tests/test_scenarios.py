@@ -224,3 +224,79 @@ def test_scenarios_run_with_users_configured(tmp_path: Path) -> None:
     script = (run_dir / "script" / "email-queue.js").read_text()
     assert "new SharedArray('test users'" in script
     assert "password" not in script
+
+
+def test_token_limits_can_bind_before_requests() -> None:
+    from orchestrator.config import ClaudeTier
+    from orchestrator.pacing import allowed_per_minute
+
+    tier = ClaudeTier.model_validate(
+        {
+            "requests_per_minute": 50,
+            "input_tokens_per_minute": 30000,
+            "output_tokens_per_minute": 8000,
+        }
+    )
+    assert allowed_per_minute(tier, 0, 0) == 50
+    assert allowed_per_minute(tier, 1500, 400, 0.9) == 18  # tokens bind: min(50, 20, 20) * 0.9
+    assert allowed_per_minute(tier, 100, 2000) == 4  # output tokens bind
+
+
+def test_ramping_profile_is_capped_per_stage() -> None:
+    from orchestrator.pacing import cap_profile
+
+    options = {
+        "executor": "ramping-arrival-rate",
+        "startRate": 1,
+        "timeUnit": "1s",
+        "preAllocatedVUs": 5,
+        "stages": [{"target": 1, "duration": "10s"}, {"target": 5, "duration": "10s"}],
+    }
+    capped, pace_s, lowered = cap_profile(options, 120)
+    assert lowered and pace_s == 0
+    assert capped["timeUnit"] == "1m"
+    assert capped["startRate"] == 60
+    assert [s["target"] for s in capped["stages"]] == [60, 120]
+    assert cap_profile(options, 1000)[0] == options  # under the cap: unchanged
+
+
+def test_unknown_tier_and_malformed_endpoint_are_config_errors(tmp_path: Path) -> None:
+    def edit(data: dict[str, Any]) -> None:
+        data["scenarios"]["ai-enrichment"]["vars"]["claude_tier"] = "tier-9"
+        data["scenarios"]["email-queue"]["vars"]["email_enqueue_endpoint"] = "/campaigns/{id}"
+
+    config = make_project(tmp_path, edit)
+    result = CliRunner().invoke(main, ["render", "ai-enrichment", "--config", str(config)])
+    assert result.exit_code == ExitCode.CONFIG, result.output
+    assert "scenarios.ai-enrichment.vars.claude_tier: unknown Claude tier 'tier-9'" in result.output
+    assert (
+        "scenarios.email-queue.vars.email_enqueue_endpoint: '/campaigns/{id}' is not an endpoint"
+        in (result.output)
+    )
+
+
+def test_vu_executors_are_paced_per_vu(tmp_path: Path) -> None:
+    """2 constant VUs under a 60 requests/minute tier: each iteration lasts at least 2 s."""
+
+    def edit(data: dict[str, Any]) -> None:
+        _tier(data, 60)
+        data["scenarios"]["ai-enrichment"]["profiles"]["smoke"] = {
+            "executor": "constant-vus",
+            "vus": 2,
+            "duration": "3s",
+            "gracefulStop": "5s",
+        }
+
+    config = make_project(tmp_path, edit)
+    resolved = resolve_run(load_config(config), "ai-enrichment", "local")
+    assert resolved.vars["pace_iteration_s"] == 2.0
+    url = resolved.base_url
+    settings = SandboxSettings.model_validate(
+        {"port": int(url.rsplit(":", 1)[1]), "latency_ms_median": 1, "latency_ms_p95": 3}
+    )
+    with start_sandbox(settings):
+        code, output, _ = run_orch(config, "ai-enrichment")
+        stats = sandbox_stats(url)
+    assert code == ExitCode.OK, output
+    # iterations start at 0 s and 2 s on each VU: 4 requests, where unpaced VUs send hundreds
+    assert 2 <= stats["by_endpoint"]["enrichment"]["total"] <= 4, stats
