@@ -6,34 +6,15 @@ the options and orch.yaml, calls one function, and prints.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
-from orchestrator.errors import ConfigError, DatabaseError
-
-if TYPE_CHECKING:
-    from orchestrator.db.settings import DatabaseSettings
+from orchestrator.db.target import Target, guard_target, resolve_target, translate_db_errors
 
 F = Callable[..., Any]
-
-
-@dataclass(frozen=True)
-class Target:
-    """The resolved database target of one command."""
-
-    url: str
-    env_name: str
-    settings: DatabaseSettings
-    migrations_dir: Path
-    embedded: bool
-    env_kind: str = "local"
-    config: Any = None  # the loaded OrchConfig, when there is a config file
 
 
 def target_options(func: F) -> F:
@@ -54,96 +35,6 @@ def target_options(func: F) -> F:
         "--config", "config_file", type=click.Path(dir_okay=False), default=None,
         help="Config file (default: $ORCH_CONFIG, ./orch.yaml, orch's own orch.yaml).",
     )(func)
-
-
-def _settings(raw: dict[str, Any] | None, source: str) -> DatabaseSettings:
-    from pydantic import ValidationError
-
-    from orchestrator.db.settings import DatabaseSettings
-
-    try:
-        return DatabaseSettings.model_validate(raw or {})
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            where = ".".join(str(part) for part in ("database", *error["loc"]))
-            message = error["msg"].removeprefix("Value error, ")
-            if error["type"] == "extra_forbidden":
-                message = "unknown key (check its spelling)"
-            problems.append(f"{source}: {where}: {message}")
-        raise ConfigError("; ".join(problems)) from None
-
-
-def resolve_target(config_file: str | None, env_name: str | None, database_url: str | None,
-                   migrations_dir: Path | None) -> Target:
-    """Find the database URL and settings for this command (starting the embedded server
-    for a local environment without a URL)."""
-    from orchestrator.config import config_path, expand_env_refs, load_config
-    from orchestrator.paths import PROJECT_ROOT
-
-    config = None
-    if config_file is not None or os.environ.get("ORCH_CONFIG") or config_path(None).is_file():
-        config = load_config(config_file)
-        from orchestrator.secrets import load_dotenv
-
-        load_dotenv(config.root / ".env")
-    root = config.root if config is not None else PROJECT_ROOT
-    settings = _settings(config.database if config else None,
-                         str(config.source) if config else "orch.yaml")
-    name = env_name or (config.defaults.environment if config else "local")
-    folder = migrations_dir or root / settings.migrations_dir
-    url = database_url
-    kind = "local" if name == "local" else ""
-    if config is not None:
-        environment = config.environments.get(name)
-        if environment is None:
-            known = ", ".join(sorted(config.environments))
-            raise ConfigError(f"unknown environment {name!r}; choose one of: {known}")
-        kind = environment.kind
-        if url is None and environment.database_url:
-            url = expand_env_refs(environment.database_url, f"environments.{name}.database_url")
-    if url is None:
-        if kind != "local":
-            raise ConfigError(
-                f"environment {name!r} has no database URL; set environments.{name}.database_url "
-                "in orch.yaml (e.g. ${STAGING_DATABASE_URL}), or pass --database-url / set "
-                "DATABASE_URL"
-            )
-        from orchestrator.db.embedded import ensure_local_database
-
-        with _db_errors():
-            url = ensure_local_database(root / ".orch" / "pgdata", migrations_dir=folder)
-        return Target(url, name, settings, folder, embedded=True, env_kind=kind, config=config)
-    return Target(url, name, settings, folder, embedded=False, env_kind=kind, config=config)
-
-
-def _guard_target(target: Target, action: str) -> None:
-    """The production guard's call site for commands that write to a database: refuses
-    (RefusedError, exit 6) a production environment or a production host."""
-    from orchestrator.guard import guard_database_target
-
-    if target.config is None and target.embedded:
-        return  # no config to declare production hosts; the embedded server is local
-    guard_database_target(target.url, config=target.config, environment_name=target.env_name,
-                          environment_kind=target.env_kind, action=action)
-
-
-@contextmanager
-def _db_errors() -> Iterator[None]:
-    """Turn driver errors raised mid-command into DatabaseError (passwords redacted)."""
-    import psycopg
-
-    from orchestrator.db.connection import redact_url
-
-    try:
-        yield
-    except psycopg.errors.InsufficientPrivilege as exc:
-        raise DatabaseError(
-            f"the database user lacks a privilege: {redact_url(' '.join(str(exc).split()))}; "
-            "use a role that owns the tables"
-        ) from None
-    except psycopg.Error as exc:
-        raise DatabaseError(f"database error: {redact_url(' '.join(str(exc).split()))}") from None
 
 
 def _header(target: Target) -> None:
@@ -184,7 +75,7 @@ def indexes_command(config_file: str | None, env_name: str | None, database_url:
 
     target = resolve_target(config_file, env_name, database_url, migrations_dir)
     _header(target)
-    with connect(target.url) as conn, _db_errors():
+    with connect(target.url) as conn, translate_db_errors():
         report = verify_indexes(conn, target.settings)
     click.echo(f"\nExisting indexes in schema {report.schema}:")
     for table in target.settings.tables:
@@ -246,7 +137,7 @@ def plan_command(config_file: str | None, env_name: str | None, database_url: st
 
     target = resolve_target(config_file, env_name, database_url, migrations_dir)
     _header(target)
-    with connect(target.url) as conn, _db_errors():
+    with connect(target.url) as conn, translate_db_errors():
         report = verify_indexes(conn, target.settings)
         applied = applied_versions(conn)
         taken = relation_names(conn, target.settings.schema_name)
@@ -284,8 +175,8 @@ def migrate_command(config_file: str | None, env_name: str | None, database_url:
 
     target = resolve_target(config_file, env_name, database_url, migrations_dir)
     _header(target)
-    _guard_target(target, "apply migrations")
-    with connect(target.url, autocommit=True) as conn, _db_errors():
+    guard_target(target, "apply migrations")
+    with connect(target.url, autocommit=True) as conn, translate_db_errors():
         applied = apply_migrations(conn, target.migrations_dir)
         history = ".".join(history_table(conn))
     if not applied:
@@ -324,7 +215,7 @@ def explain_command(config_file: str | None, env_name: str | None, database_url:
     target = resolve_target(config_file, env_name, database_url, migrations_dir)
     _header(target)
     schema = target.settings.schema_name
-    with connect(target.url) as conn, _db_errors():
+    with connect(target.url) as conn, translate_db_errors():
         report = verify_indexes(conn, target.settings)
         taken = relation_names(conn, schema)
         if not compare:
@@ -338,8 +229,8 @@ def explain_command(config_file: str | None, env_name: str | None, database_url:
     if not planned:
         click.echo("No desired index is missing, so there is nothing to compare.")
         return
-    _guard_target(target, "copy the database for EXPLAIN --compare")
-    with _db_errors():
+    guard_target(target, "copy the database for EXPLAIN --compare")
+    with translate_db_errors():
         result = compare_with_indexes(target.url, schema, target.settings.tables,
                                       [item.statement for item in planned], repeat=repeat)
     click.echo(f"\nMeasured on a {result.mode} with {len(planned)} planned index(es) "
@@ -377,8 +268,8 @@ def seed_command(config_file: str | None, env_name: str | None, database_url: st
 
     target = resolve_target(config_file, env_name, database_url, migrations_dir)
     _header(target)
-    _guard_target(target, "seed the database")
-    with connect(target.url, autocommit=True) as conn, _db_errors():
+    guard_target(target, "seed the database")
+    with connect(target.url, autocommit=True) as conn, translate_db_errors():
         check_tables(conn, target.settings.schema_name, TABLES)
         result = seed_database(conn, target.settings.schema_name, scale, replace=replace,
                                seed=random_seed)
