@@ -107,6 +107,12 @@ class Environment(_Strict):
     base_url: str
     n8n_base_url: str | None = None
     database_url: str | None = None
+    supabase_url: str | None = Field(
+        default=None, description="Supabase project URL, for the Auth admin API (test users)"
+    )
+    supabase_service_role_key: str | None = Field(
+        default=None, description="name of the host environment variable holding the key"
+    )
     secrets: dict[str, str] = Field(
         default_factory=dict,
         description="k6 variable name -> name of the host environment variable holding it",
@@ -136,6 +142,25 @@ class ProductionDeclaration(_Strict):
 
     hosts: list[str] = Field(default_factory=list, description="host names, aliases included")
     addresses: list[str] = Field(default_factory=list, description="IP addresses of production")
+
+
+class TestUserSettings(_Strict):
+    """How test users are named: loadtest-user-{1..count}@domain (a test domain)."""
+
+    domain: str = "test.sales-machine.com"
+    count: int = Field(default=20, ge=1, le=10_000)
+
+    @field_validator("domain")
+    @classmethod
+    def _test_domain(cls, value: str) -> str:
+        from orchestrator.users import is_test_domain
+
+        if not is_test_domain(value):
+            raise ValueError(
+                f"{value!r} is not a test domain: use one whose first label is 'test' "
+                f"or that ends in .test, .example or .invalid"
+            )
+        return value.lower()
 
 
 class Defaults(_Strict):
@@ -185,6 +210,7 @@ class OrchConfig(_Strict):
     claude_tiers: dict[str, ClaudeTier] = Field(default_factory=dict)
     verify: VerifySettings = Field(default_factory=VerifySettings)
     production: ProductionDeclaration = Field(default_factory=ProductionDeclaration)
+    test_users: TestUserSettings = Field(default_factory=lambda: TestUserSettings())
 
     # Set by the loader, not by the file.
     source: Path = Field(default=Path("orch.yaml"), exclude=True)

@@ -183,29 +183,44 @@ def check_target(
                 )
 
 
-def guard_run(config: Any, run: Any, action: str) -> None:
-    """Apply the guard to a resolved run (`config.OrchConfig`, `config.ResolvedRun`)."""
-    targets: dict[str, Any] = {
-        "base_url": run.base_url,
-        "n8n_base_url": run.n8n_base_url,
-        "vars": run.vars,
-    }
-    database_url = run.environment.database_url
-    if database_url:
-        import os
+def _expand_known(value: str) -> str:
+    """Expand ``${VAR}`` from the environment; unset variables become empty."""
+    import os
 
-        expanded = re.sub(
-            r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}",
-            lambda m: os.environ.get(m.group(1), ""),
-            database_url,
-        )
-        targets["database_url"] = expanded
+    return re.sub(
+        r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: os.environ.get(m.group(1), ""), value
+    )
+
+
+def guard_environment(
+    config: Any, environment_name: str, action: str, extra: dict[str, Any] | None = None
+) -> None:
+    """Apply the guard to every target an environment declares (plus ``extra`` ones)."""
+    environment = config.environment(environment_name)
+    targets: dict[str, Any] = {
+        key: _expand_known(value)
+        for key in ("base_url", "n8n_base_url", "database_url", "supabase_url")
+        if isinstance(value := getattr(environment, key), str)
+    }
+    targets["vars"] = environment.vars
+    targets["scenario overrides"] = environment.scenarios
+    targets.update(extra or {})
     check_target(
         config.production_hosts(),
-        environment_name=run.environment_name,
-        environment_kind=run.environment.kind,
+        environment_name=environment_name,
+        environment_kind=environment.kind,
         targets=targets,
         action=action,
+    )
+
+
+def guard_run(config: Any, run: Any, action: str) -> None:
+    """Apply the guard to a resolved run (`config.OrchConfig`, `config.ResolvedRun`)."""
+    guard_environment(
+        config,
+        run.environment_name,
+        action,
+        {"base_url": run.base_url, "n8n_base_url": run.n8n_base_url, "vars": run.vars},
     )
 
 

@@ -8,13 +8,14 @@ failing report) every file already written stays, and ``run.json`` says how it e
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
+from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from orchestrator.config import OrchConfig, ResolvedRun
@@ -53,6 +54,15 @@ class RunResult:
     exit_code: ExitCode
     k6_exit_code: int | None
     report_path: Path | None
+
+
+def max_vus(k6_scenario: dict[str, Any]) -> int | None:
+    """The most VUs a k6 scenario can use."""
+    candidates = [k6_scenario.get(key) for key in ("maxVUs", "vus", "preAllocatedVUs", "startVUs")]
+    if k6_scenario.get("executor") == "ramping-vus":
+        candidates += [stage.get("target") for stage in k6_scenario.get("stages", [])]
+    numbers = [int(c) for c in candidates if isinstance(c, int | float)]
+    return max(numbers) if numbers else None
 
 
 def classify(outcome: K6Outcome) -> tuple[str, ExitCode]:
@@ -143,8 +153,11 @@ def execute_run(
     make_report: bool = True,
 ) -> RunResult:
     """Run ``run`` with ``runner`` into a new run folder and return how it ended."""
+    from orchestrator.users import USERS_FILE, users_for_run
+
+    test_users = users_for_run(config.root / USERS_FILE, run.environment_name)
     run_dir = create_run_dir(config.results_dir, run.scenario_name, run.environment_name)
-    redact = Redactor(run.secret_env.values())
+    redact = Redactor([*run.secret_env.values(), *(u["password"] for u in test_users)])
     try:
         rendered = render_script(config, run, run_dir / SCRIPT_DIR)
     except OrchError:
@@ -169,6 +182,12 @@ def execute_run(
         thresholds=run.thresholds,
         target={"base_url": run.base_url, "n8n_base_url": run.n8n_base_url},
     )
+    if test_users:
+        vus = max_vus(run.profile.k6_options())
+        share = (
+            f"; {vus} VUs share them, wrapping round" if vus and vus > len(test_users) else ""
+        )
+        manifest.notes.append(f"{len(test_users)} test users, one per VU{share}")
     manifest.save(run_dir)
     echo(f"run folder: {run_dir}")
     invocation = K6Invocation(
@@ -179,6 +198,7 @@ def execute_run(
             BASE_URL_VAR: run.base_url,
             N8N_BASE_URL_VAR: run.n8n_base_url,
             "ORCH_RUN_ID": run_dir.name,
+            **({"ORCH_TEST_USERS": json.dumps(test_users)} if test_users else {}),
             **run.secret_env,
         },
         api_address=f"127.0.0.1:{free_loopback_port()}",

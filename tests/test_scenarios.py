@@ -175,14 +175,12 @@ def test_each_vu_takes_its_own_user_wrapping_round(tmp_path: Path) -> None:
     users = [
         {"id": f"u{i}", "email": f"loadtest-user-{i}@test.sales-machine.com"} for i in (1, 2, 3)
     ]
-    (tmp_path / "users.json").write_text(json.dumps({"users": users}))
     shutil.copytree(K6_SCRIPTS_DIR, tmp_path / "k6_scripts")
     (tmp_path / "script.js").write_text(
-        "import { SharedArray } from 'k6/data';\n"
-        "import { userFor, userList, userHeaders } from './k6_scripts/users.js';\n"
+        "import { testUsers, userFor, userHeaders } from './k6_scripts/users.js';\n"
         "export const options = { scenarios: { s: { executor: 'per-vu-iterations', vus: 5,"
         " iterations: 1 } } };\n"
-        "const USERS = new SharedArray('u', () => userList(JSON.parse(open('./users.json'))));\n"
+        "const USERS = testUsers();\n"
         "export default function () {\n"
         "  const u = userFor(USERS, __VU);\n"
         "  console.log(`VU=${__VU} USER=${u.email} HDR=${userHeaders(u)['X-Test-User']}`);\n"
@@ -196,7 +194,7 @@ def test_each_vu_takes_its_own_user_wrapping_round(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "K6_NO_USAGE_REPORT": "true"},
+        env={**os.environ, "K6_NO_USAGE_REPORT": "true", "ORCH_TEST_USERS": json.dumps(users)},
         check=False,
     )
     assert done.returncode == 0, done.stderr
@@ -211,19 +209,28 @@ def test_each_vu_takes_its_own_user_wrapping_round(tmp_path: Path) -> None:
 
 
 def test_scenarios_run_with_users_configured(tmp_path: Path) -> None:
-    users = [{"id": "u1", "email": "loadtest-user-1@test.sales-machine.com", "password": "x"}]
-    users_file = tmp_path / "test-users.json"
-    users_file.write_text(json.dumps(users))
-
-    def edit(data: dict[str, Any]) -> None:
-        data["scenarios"]["email-queue"]["vars"]["users_file"] = str(users_file)
-
-    config = make_project(tmp_path, edit)
+    """With a credentials file for the environment, the users reach k6 through the
+    environment; the script and the run folder never hold a password."""
+    password = "pw-7f2c9e1b-not-in-files"
+    users = [
+        {
+            "index": 1,
+            "id": "u1",
+            "email": "loadtest-user-1@test.sales-machine.com",
+            "password": password,
+        }
+    ]
+    config = make_project(tmp_path)
+    users_file = tmp_path / "tests" / "load" / "data" / "test-users.json"
+    users_file.parent.mkdir(parents=True)
+    users_file.write_text(json.dumps({"environments": {"local": {"users": users}}}))
     code, output, run_dir = run_orch(config, "email-queue")
     assert code == ExitCode.OK, output
     script = (run_dir / "script" / "email-queue.js").read_text()
-    assert "new SharedArray('test users'" in script
-    assert "password" not in script
+    assert "testUsers()" in script
+    for path in run_dir.rglob("*"):
+        if path.is_file():
+            assert password.encode() not in path.read_bytes(), path
 
 
 def test_token_limits_can_bind_before_requests() -> None:
