@@ -21,7 +21,8 @@ def diagnose(
     config_file: str | None, *, k6_path: str | None = None, clean_containers: bool = False
 ) -> Diagnosis:
     """Check k6, Docker, the config and each environment's variables."""
-    from orchestrator.config import config_path, env_refs, load_config
+    from orchestrator.config import config_path, load_config
+    from orchestrator.environments import required_variables
     from orchestrator.k6bin import INSTALL_HINT, find_k6
 
     found = Diagnosis()
@@ -48,20 +49,7 @@ def diagnose(
         config_ok = True
         lines = [f"file: {config.source}: valid"]
         for name, env in config.environments.items():
-            needed = [
-                *[
-                    v
-                    for value in (env.base_url, env.n8n_base_url, env.database_url)
-                    for v in env_refs(value)
-                ],
-                *[
-                    v
-                    for value in _strings(env.vars) + _strings(env.scenarios)
-                    for v in env_refs(value)
-                ],
-                *env.secrets.values(),
-            ]
-            needed = list(dict.fromkeys(needed))
+            needed = [var for var, _ in required_variables(config, name)]
             absent = [v for v in needed if not os.environ.get(v)]
             state = "ready" if not absent else f"needs {', '.join(absent)}"
             lines.append(f"environment {name} ({env.kind}): {state}")
@@ -82,17 +70,6 @@ def diagnose(
     found.sections["runner auto would choose"] = [runner]
     found.ready = config_ok and (native_ok or docker_ok) and not found.missing
     return found
-
-
-def _strings(value: object) -> list[str]:
-    """Every string inside a nested structure of dicts and lists."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for item in value.values() for s in _strings(item)]
-    if isinstance(value, list):
-        return [s for item in value for s in _strings(item)]
-    return []
 
 
 def _docker_section(config_file: str | None, clean: bool) -> tuple[list[str], bool, str]:

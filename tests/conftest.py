@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.paths import K6_SCRIPTS_DIR, TEMPLATES_DIR
+from orchestrator.paths import K6_SCRIPTS_DIR, PROJECT_ROOT, TEMPLATES_DIR
 
 
 def free_port() -> int:
@@ -90,6 +90,8 @@ def project(tmp_path: Path) -> Callable[..., Path]:
     def make(yaml: str | None = None, extra_yaml: str = "") -> Path:
         shutil.copytree(TEMPLATES_DIR, tmp_path / "templates", dirs_exist_ok=True)
         shutil.copytree(K6_SCRIPTS_DIR, tmp_path / "k6_scripts", dirs_exist_ok=True)
+        migrations = PROJECT_ROOT / "supabase" / "migrations"
+        shutil.copytree(migrations, tmp_path / "supabase" / "migrations", dirs_exist_ok=True)
         text = yaml if yaml is not None else SHORT_PROJECT_YAML.format(port=free_port())
         config = tmp_path / "orch.yaml"
         config.write_text(text + extra_yaml, encoding="utf-8")
@@ -103,8 +105,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     """Under ORCH_FAIL_ON_SKIP=1 (set by .ci/run) a skipped test counts as failed."""
     outcome = yield
     report = outcome.get_result()
-    if os.environ.get("ORCH_FAIL_ON_SKIP") == "1" and report.skipped and not hasattr(
-        report, "wasxfail"
+    if (
+        os.environ.get("ORCH_FAIL_ON_SKIP") == "1"
+        and report.skipped
+        and not hasattr(report, "wasxfail")
     ):
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, where every component must be present: {report.longrepr}"
