@@ -34,7 +34,8 @@ import yaml
 
 from orchestrator.config import OrchConfig, ResolvedRun, load_config, resolve_run
 from orchestrator.endpoints import ENDPOINT_SUFFIX, EndpointSpec, parse_endpoint
-from orchestrator.errors import ConfigError, RefusedError, SetupError
+from orchestrator.errors import ConfigError, SetupError
+from orchestrator.guard import guard_run, refuse_production_kind
 from orchestrator.secrets import Redactor
 
 ENRICHMENT_VAR = "enrichment_endpoint"
@@ -477,11 +478,10 @@ def verify_environment(
     """Check every endpoint the config's scenarios need in ``env_name``."""
     name = env_name or config.defaults.environment
     environment = config.environment(name)
-    if environment.kind == "production":
-        raise RefusedError(
-            f"environment {name!r} is production; orch never sends test traffic to production"
-        )
+    refuse_production_kind(name, environment.kind, "verify endpoints")
     runs = [resolve_run(config, scenario, name) for scenario in config.scenarios]
+    for run in runs:
+        guard_run(config, run, "verify endpoints")
     if not runs:
         raise ConfigError(f"{config.source} declares no scenarios, so there is nothing to verify")
     first = runs[0]

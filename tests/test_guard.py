@@ -222,3 +222,49 @@ def test_k6_itself_blocks_a_production_host(project: Callable[..., Path]) -> Non
     output = done.stdout + done.stderr
     assert "blocked" in output, output
     assert "webhook" not in stats["by_endpoint"], stats
+
+
+LOOPBACK_PRODUCTION = """\
+  disguised:
+    kind: staging
+    base_url: http://127.0.0.2:9
+    n8n_base_url: http://127.0.0.2:9
+    database_url: postgresql://loadtest@127.0.0.2:9/app
+"""
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run", "linkedin-scrape", "--env", "disguised"],
+        ["verify", "disguised"],
+        ["env", "check", "disguised"],
+        ["users", "create", "--env", "disguised"],
+        ["users", "cleanup", "--env", "disguised"],
+        ["db", "migrate", "--env", "disguised"],
+        ["db", "seed", "--scale", "10", "--env", "disguised"],
+    ],
+)
+def test_every_command_that_sends_traffic_or_writes_passes_the_guard(
+    project: Callable[..., Path], command: list[str]
+) -> None:
+    """Production is declared as 127.0.0.2 (loopback, nothing listens), so a guard that
+    failed would only meet a refused connection, never a real host."""
+    config = project()
+    head, scenarios = config.read_text().split("scenarios:\n", 1)
+    config.write_text(
+        head
+        + LOOPBACK_PRODUCTION
+        + "scenarios:\n"
+        + scenarios
+        + "production:\n  addresses: [127.0.0.2]\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator", *command, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == ExitCode.REFUSED, (command, done.returncode, done.stderr)
+    assert "refusing" in done.stderr
