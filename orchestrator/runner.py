@@ -156,7 +156,7 @@ def _stop_gracefully(proc: subprocess.Popen[str]) -> None:
             proc.wait()
 
 
-class _ignoring_sigint:  # noqa: N801 - used as a context manager
+class _ignoring_sigint:  # lower-case: used like a function, as a context manager
     """Ignore further Ctrl-C while k6 shuts down, so a second press does not orphan it."""
 
     def __enter__(self) -> None:
