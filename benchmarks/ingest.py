@@ -22,6 +22,7 @@ import gzip
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -43,7 +44,7 @@ def _sample(sample_dir: Path | None) -> Path:
         return sample_dir
     from k6_outputs import NORMAL_OPTIONS, run_k6
 
-    folder = Path(tempfile.mkdtemp(prefix="orch-bench-sample-", dir="/tmp"))
+    folder = Path(tempfile.mkdtemp(prefix="ingestbench-sample-", dir="/tmp"))
     run = run_k6(folder, "sample", NORMAL_OPTIONS)
     if run.exit_code != 0:
         raise SystemExit(f"the sample k6 run failed with exit code {run.exit_code}")
@@ -146,7 +147,9 @@ def _child(task: str, path: str) -> None:
     else:
         raise SystemExit(f"unknown task {task}")
     seconds = time.perf_counter() - start
-    print(json.dumps({"seconds": seconds, "detail": detail}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime
+    print(json.dumps({"seconds": seconds, "detail": f"{detail}; cpu {cpu:.2f} s"}))
 
 
 def _peak_of(task: str, path: Path) -> tuple[float, float, str]:
@@ -180,9 +183,16 @@ def main() -> None:
         _child(*args.child)
         return
 
-    work = Path(tempfile.mkdtemp(prefix="orch-bench-ingest-", dir="/tmp"))
+    work = Path(tempfile.mkdtemp(prefix="ingestbench-", dir="/tmp"))
     sample = _sample(args.sample)
     rows: list[tuple[str, float, float, str]] = []
+
+    class _Rows(list[tuple[str, float, float, str]]):
+        def append(self, row: tuple[str, float, float, str]) -> None:
+            super().append(row)
+            print(f"  {row[0]:<44} {row[1]:8.2f} s {row[2]:8.0f} MiB  {row[3]}", flush=True)
+
+    rows = _Rows()
     try:
         n = args.points
         for size in (n, 2 * n):

@@ -158,7 +158,8 @@ def _connect() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(config={"threads": min(2, os.cpu_count() or 1)})
     con.execute("SET preserve_insertion_order=false")
     con.execute("SET enable_progress_bar=false")
-    # con.execute("SET memory_limit='384MB'")
+    # Bounded memory: past this DuckDB spills to temp_directory instead of growing.
+    con.execute("SET memory_limit='256MB'")
     con.execute(f"SET temp_directory='{_sql_str(tempfile.gettempdir())}/orch-duckdb'")
     return con
 
@@ -243,15 +244,22 @@ def finalize_raw(run_dir: Path) -> Path:
             select = ", ".join(
                 f"{_CSV_TS} AS timestamp" if c == "timestamp" else f'"{c}"' for c in CSV_COLUMNS
             )
-            con.execute(
-                f"CREATE TEMP TABLE staged AS SELECT {select} "
-                f"FROM {_csv_reader(csv_path, compressed)}"
-            )
-            rejected = _rejected_lines(con)
-            con.execute(
-                f"COPY staged TO '{_sql_str(str(tmp))}' (FORMAT parquet, COMPRESSION zstd, "
-                f"KV_METADATA {{'orch.skipped_lines': '{rejected}'}})"
-            )
+            query = f"SELECT {select} FROM {_csv_reader(csv_path, compressed)}"
+            # Stream CSV -> Parquet. The skipped-line count goes into the file's metadata; it
+            # is guessed from the last byte (a killed k6 leaves a partial last line) and the
+            # copy is redone in the rare case DuckDB rejected other lines too.
+            guess = 0 if compressed or _ends_with_newline(csv_path) else 1
+            for _attempt in range(2):
+                con.execute("DROP TABLE IF EXISTS reject_errors")
+                con.execute("DROP TABLE IF EXISTS reject_scans")
+                con.execute(
+                    f"COPY ({query}) TO '{_sql_str(str(tmp))}' (FORMAT parquet, "
+                    f"COMPRESSION zstd, KV_METADATA {{'orch.skipped_lines': '{guess}'}})"
+                )
+                rejected = _rejected_lines(con)
+                if rejected == guess:
+                    break
+                guess = rejected
         finally:
             con.close()
         os.replace(tmp, out)
@@ -260,6 +268,15 @@ def finalize_raw(run_dir: Path) -> Path:
         return csv_path
     csv_path.unlink()
     return out
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        if fh.tell() == 0:
+            return True
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) == b"\n"
 
 
 def _rejected_lines(con: duckdb.DuckDBPyConnection) -> int:
@@ -298,6 +315,17 @@ _USED_TAGS = {
     k: v for k, v in SYSTEM_TAGS.items() if k not in ("proto", "service", "subproto", "tls_version")
 }
 _ENDPOINT = "coalesce(nullif({name}, ''), nullif({url}, ''), '(untagged)')"
+# Tags every report needs; threshold tag filters add theirs (fewer columns, less memory).
+_REPORT_TAGS = frozenset({"method", "status", "error_code", "expected_response", "check", "error"})
+
+
+def _projected(tags: set[str] | None) -> tuple[dict[str, str], bool]:
+    """(tag -> column alias to project, whether to build extra_tags) for a set of tag keys."""
+    if tags is None:
+        return dict(_USED_TAGS), True
+    wanted = _REPORT_TAGS | tags
+    cols = {k: v for k, v in _USED_TAGS.items() if k in wanted}
+    return cols, any(k not in SYSTEM_TAGS for k in tags)
 
 
 @dataclass(frozen=True)
@@ -324,8 +352,12 @@ class _Source:
         )
 
 
-def _ndjson_source(path: Path, compressed: bool, custom: list[str]) -> _Source:
-    tag_fields = sorted(set(_USED_TAGS) | set(custom))
+def _ndjson_source(
+    path: Path, compressed: bool, custom: list[str], tags: set[str] | None = None
+) -> _Source:
+    projected, with_extra = _projected(tags)
+    custom = custom if with_extra else []
+    tag_fields = sorted(set(projected) | {"name", "url"} | set(custom))
     struct_tags = ", ".join(f'"{k}" VARCHAR' for k in tag_fields)
     columns = (
         "{'type': 'VARCHAR', 'metric': 'VARCHAR', 'data': 'STRUCT(time VARCHAR, value DOUBLE, "
@@ -345,17 +377,20 @@ def _ndjson_source(path: Path, compressed: bool, custom: list[str]) -> _Source:
         if custom
         else "NULL"
     )
-    cols = ", ".join(f'data.tags."{k}" AS {alias}' for k, alias in _USED_TAGS.items())
+    cols = ", ".join(f'data.tags."{k}" AS {alias}' for k, alias in projected.items())
     endpoint = _ENDPOINT.format(name='data.tags."name"', url='data.tags."url"')
     select = (
         "type AS line_type, metric, epoch(try_cast(data.time AS TIMESTAMPTZ)) AS ts, "
         f"data.value AS value, {endpoint} AS endpoint, {cols}, "
-        f"nullif({extra}, '') AS extra_tags"
+        f"nullif({extra}, '')::VARCHAR AS extra_tags"
     )
     return _Source(select, reader, "metric", "type IS DISTINCT FROM 'Point'")
 
 
-def _tabular_source(path: Path, fmt: str, compressed: bool) -> _Source:
+def _tabular_source(
+    path: Path, fmt: str, compressed: bool, tags: set[str] | None = None
+) -> _Source:
+    projected, with_extra = _projected(tags)
     if fmt == "parquet":
         reader = f"read_parquet('{_sql_str(str(path))}')"
         ts = "try_cast(timestamp AS DOUBLE)"
@@ -364,14 +399,23 @@ def _tabular_source(path: Path, fmt: str, compressed: bool) -> _Source:
         ts = _CSV_TS
     cols = ", ".join(
         f'"{k}" AS {alias}' if k in ("check", "group") else f"{k} AS {alias}"
-        for k, alias in _USED_TAGS.items()
+        for k, alias in projected.items()
     )
     select = (
         f"CASE WHEN metric_name IS NULL THEN NULL ELSE 'Point' END AS line_type, "
         f"metric_name AS metric, {ts} AS ts, try_cast(metric_value AS DOUBLE) AS value, "
-        f"{_ENDPOINT.format(name='name', url='url')} AS endpoint, {cols}, extra_tags"
+        f"{_ENDPOINT.format(name='name', url='url')} AS endpoint, {cols}, "
+        f"{'extra_tags' if with_extra else 'NULL::VARCHAR AS extra_tags'}"
     )
     return _Source(select, reader, "metric_name", "metric_name IS NULL")
+
+
+def _selector_tags(thresholds: dict[str, list[str]]) -> set[str]:
+    """Tag keys the thresholds' metric keys filter on (``{name:x,flow:y}``)."""
+    keys: set[str] = set()
+    for key in thresholds:
+        keys.update(parse_metric_key(key)[1])
+    return keys
 
 
 def _tag_condition(tags: dict[str, str]) -> tuple[str, list[str]]:
@@ -529,9 +573,9 @@ def ingest_raw(
         for key in thresholds:
             keys.update(parse_metric_key(key)[1])
         custom = sorted(k for k in keys if k not in SYSTEM_TAGS and _SAFE_KEY.match(k))[:64]
-        source = _ndjson_source(path, compressed, custom)
+        source = _ndjson_source(path, compressed, custom, _selector_tags(thresholds))
     else:
-        source = _tabular_source(path, fmt, compressed)
+        source = _tabular_source(path, fmt, compressed, _selector_tags(thresholds))
 
     wanted = sorted(set(CORE_METRICS) | {parse_metric_key(k)[0] for k in thresholds})
     con = _connect()
@@ -540,7 +584,7 @@ def ingest_raw(
         con.execute(f"CREATE TEMP TABLE scanned AS {source.query(wanted)}")
         # Split the few non-point rows off so `pts` holds only usable points.
         con.execute(
-            "CREATE TEMP TABLE pts AS SELECT * FROM scanned WHERE line_type = 'Point' "
+            "CREATE TEMP VIEW pts AS SELECT * FROM scanned WHERE line_type = 'Point' "
             "AND ts IS NOT NULL AND value IS NOT NULL"
         )
         bad = scan.one(
@@ -548,7 +592,6 @@ def ingest_raw(
             "count(*) FILTER (WHERE line_type = 'Point' AND metric IS NOT NULL "
             "AND (ts IS NULL OR value IS NULL)) FROM scanned"
         )
-        con.execute("DROP TABLE scanned")
         malformed = int(bad[0] or 0)
         if fmt == "csv":
             malformed += _rejected_lines(con)
