@@ -203,7 +203,8 @@ def settings_from_mapping(data: dict[str, Any], where: str = "sandbox settings")
         problems = []
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            problems.append(f"{where}: {key}: {err['msg']}")
+            message = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"{where}: {key}: {message}")
         raise ConfigError("; ".join(problems)) from None
 
 
