@@ -93,9 +93,9 @@ def test_missing_template_variable(project: Callable[..., Path]) -> None:
     assert_clean_error(done, ExitCode.CONFIG, "linkedin_scrape.js.j2", "webhook_id")
 
 
-def test_missing_environment_variable_for_url(project: Callable[..., Path]) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_TEST_STAGING")}
-    done = subprocess.run(
+def render_staging(config: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`orch render` for the staging environment with exactly ``env`` as the environment."""
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -105,36 +105,25 @@ def test_missing_environment_variable_for_url(project: Callable[..., Path]) -> N
             "--env",
             "staging",
             "--config",
-            str(project()),
+            str(config),
         ],
         capture_output=True,
         text=True,
         env=env,
         check=False,
     )
+
+
+def test_missing_environment_variable_for_url(project: Callable[..., Path]) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_TEST_STAGING")}
+    done = render_staging(project(), env)
     assert_clean_error(done, ExitCode.CONFIG, "ORCH_TEST_STAGING_URL")
 
 
 def test_missing_secret_variable(project: Callable[..., Path]) -> None:
     env = {k: v for k, v in os.environ.items() if k != "ORCH_TEST_STAGING_SECRET"}
     env["ORCH_TEST_STAGING_URL"] = "http://127.0.0.1:9"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "orchestrator",
-            "render",
-            "linkedin-scrape",
-            "--env",
-            "staging",
-            "--config",
-            str(project()),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    done = render_staging(project(), env)
     assert_clean_error(done, ExitCode.CONFIG, "WEBHOOK_SECRET", "ORCH_TEST_STAGING_SECRET")
 
 

@@ -133,9 +133,7 @@ def test_normalisation() -> None:
     assert host_of("db.example.com:5432") == "db.example.com"
 
 
-def test_rendered_scripts_carry_k6_block_options(project: Callable[..., Path]) -> None:
-    config = config_with(project, "http://127.0.0.1:9")
-    out = config.parent / "rendered"
+def render_to(config: Path, out: Path) -> None:
     subprocess.run(
         [
             sys.executable,
@@ -151,6 +149,12 @@ def test_rendered_scripts_carry_k6_block_options(project: Callable[..., Path]) -
         check=True,
         capture_output=True,
     )
+
+
+def test_rendered_scripts_carry_k6_block_options(project: Callable[..., Path]) -> None:
+    config = config_with(project, "http://127.0.0.1:9")
+    out = config.parent / "rendered"
+    render_to(config, out)
     script = (out / "linkedin-scrape.js").read_text()
     options = json.loads(script.split("export const options = ", 1)[1].split(";\n", 1)[0])
     assert options["blockHostnames"] == [
@@ -172,21 +176,7 @@ def test_k6_itself_blocks_a_production_host(project: Callable[..., Path]) -> Non
     config = project()
     config.write_text(config.read_text() + "production:\n  hosts: [localhost]\n")
     out = config.parent / "rendered"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "orchestrator",
-            "render",
-            "linkedin-scrape",
-            "--out",
-            str(out),
-            "--config",
-            str(config),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    render_to(config, out)
     port = free_port()
     script = out / "linkedin-scrape.js"
     # the hand edit: aim the webhook at the "production" host
