@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -166,7 +167,8 @@ def sandbox(
         click.echo(f"orch sandbox listening on {url} (enrichment: {variant}, ", nl=False)
         click.echo(f"webhook auth: {settings.webhook_auth}); Ctrl-C to stop", nl=True)
 
-    serve(settings, on_ready=announce)
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C after shutdown
+        serve(settings, on_ready=announce)
     click.echo("orch sandbox stopped")
 
 
