@@ -7,6 +7,9 @@ so in its frame instead of drawing empty axes. Figures are built with
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,15 +79,17 @@ def _time_label(agg: RawAggregates) -> str:
     return f"time since first request (s{width})"
 
 
-def latency_over_time(agg: RawAggregates | None, path: Path) -> None:
-    """p50/p95/p99 of http_req_duration per time bucket."""
+def latency_over_time(
+    agg: RawAggregates | None, path: Path, p95_limit: float | None = None
+) -> None:
+    """p50/p95/p99 of http_req_duration per time bucket, with the overall p95 threshold."""
     fig, (ax,) = _figure()
     ax.set_title("HTTP request latency over time (p50 / p95 / p99)", fontsize=14, loc="left")
     points = [b for b in (agg.buckets if agg else []) if b.p50 is not None]
     if not points or agg is None:
         _no_data(ax, "No data: the run recorded no http_req_duration points")
     else:
-        t = [b.t for b in points]
+        t = [b.t + agg.bucket_s / 2 for b in points]
         for attr, colour, label in (("p99", RED, "p99"), ("p95", ORANGE, "p95"),
                                     ("p50", BLUE, "p50 (median)")):  # fmt: skip
             marker = "o" if len(points) < 30 else None
@@ -92,9 +97,17 @@ def latency_over_time(agg: RawAggregates | None, path: Path) -> None:
                     label=label, marker=marker, markersize=3)  # fmt: skip
         ax.set_xlabel(_time_label(agg))
         ax.set_ylabel("latency (ms)")
-        ax.set_ylim(0, max(b.p99 or 0.0 for b in points) * 1.25 or 1.0)
+        top = max(b.p99 or 0.0 for b in points) * 1.25 or 1.0
+        if p95_limit is not None and p95_limit <= top * 2:
+            ax.axhline(p95_limit, color="black", linestyle="--", linewidth=1.5,
+                       label=f"p95 threshold ({p95_limit:,.0f} ms)")  # fmt: skip
+            top = max(top, p95_limit * 1.15)
+        elif p95_limit is not None:
+            ax.text(0.99, 0.97, f"p95 threshold {p95_limit:,.0f} ms: far above this scale",
+                    transform=ax.transAxes, ha="right", va="top", color=GREY)  # fmt: skip
+        ax.set_ylim(0, top)
         ax.xaxis.set_major_locator(_integer_ticks())
-        ax.legend(loc="upper left", frameon=False, ncols=3)
+        ax.legend(loc="upper left", frameon=False, ncols=4)
     _save(fig, path)
 
 
@@ -159,12 +172,18 @@ def active_vus(agg: RawAggregates | None, path: Path) -> None:
         vus = [float(b.vus or 0.0) for b in points]
         vus.append(vus[-1])
         ax.step(t, vus, where="post", color=GREEN, linewidth=2.2,
-                label="active VUs (highest in each bucket)")  # fmt: skip
+                label="active VUs (k6 samples once a second; highest per bucket)")  # fmt: skip
         ax.fill_between(t, vus, step="post", color=GREEN, alpha=0.15)
+        allocated = [float(b.vus_max) for b in points if b.vus_max is not None]
+        if len(allocated) == len(points):
+            allocated.append(allocated[-1])
+            ax.step(t, allocated, where="post", color=GREY, linewidth=1.6, linestyle="--",
+                    label="VUs allocated (vus_max)")  # fmt: skip
+        top = max(vus + allocated)
         ax.set_xlim(0, max(t[-1], (agg.span_s or 0)))
         ax.set_xlabel(_time_label(agg))
         ax.set_ylabel("virtual users")
-        ax.set_ylim(0, max(b.vus or 0.0 for b in points) * 1.25 or 1.0)
+        ax.set_ylim(0, top * 1.3 or 1.0)
         ax.yaxis.set_major_locator(_integer_ticks())
         ax.xaxis.set_major_locator(_integer_ticks())
         ax.legend(loc="upper left", frameon=False)
@@ -265,6 +284,40 @@ def p95_limits(thresholds: list[dict[str, Any]]) -> dict[str, float]:
     return limits
 
 
+def _run_jobs(jobs: list[tuple[Callable[..., None], tuple[Any, ...]]]) -> None:
+    for func, args in jobs:
+        func(*args)
+
+
+def _draw(jobs: list[tuple[Callable[..., None], tuple[Any, ...]]]) -> None:
+    """Draw the charts, on Linux in two processes (k6 has ended, so both cores are free).
+
+    The child is forked after matplotlib is imported and inherits the figures' data; if it
+    fails, the parent draws its share too, so a chart is never silently missing.
+    """
+    if not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2 or len(jobs) < 2:
+        _run_jobs(jobs)
+        return
+    import multiprocessing
+
+    import matplotlib.figure  # noqa: F401 - imported once, before the fork
+    from matplotlib.backends import backend_agg  # noqa: F401
+
+    child_jobs, own_jobs = jobs[:2], jobs[2:]
+    try:
+        child = multiprocessing.get_context("fork").Process(
+            target=_run_jobs, args=(child_jobs,), daemon=True
+        )
+        child.start()
+    except OSError:
+        _run_jobs(jobs)
+        return
+    _run_jobs(own_jobs)
+    child.join()
+    if child.exitcode != 0:
+        _run_jobs(child_jobs)
+
+
 def render_charts(run_dir: Path, agg: RawAggregates | None, results: dict[str, Any]) -> list[Chart]:
     """Draw every chart into ``run_dir/charts/``; return them in report order."""
     import matplotlib
@@ -279,10 +332,20 @@ def render_charts(run_dir: Path, agg: RawAggregates | None, results: dict[str, A
         Chart("endpoint_p95", "p95 per endpoint", f"{CHART_DIR}/endpoint_p95.png"),
         Chart("histogram", "Latency distribution", f"{CHART_DIR}/latency_histogram.png"),
     ]
-    latency_over_time(agg, run_dir / charts[0].file)
-    throughput_and_errors(agg, run_dir / charts[1].file)
-    active_vus(agg, run_dir / charts[2].file)
-    endpoint_p95(results.get("endpoints") or [], p95_limits(results.get("thresholds") or []),
-                 run_dir / charts[3].file)  # fmt: skip
-    latency_histogram(agg, results.get("overall"), run_dir / charts[4].file)
+    limits = p95_limits(results.get("thresholds") or [])
+    jobs: list[tuple[Callable[..., None], tuple[Any, ...]]] = [
+        (throughput_and_errors, (agg, run_dir / charts[1].file)),
+        (latency_histogram, (agg, results.get("overall"), run_dir / charts[4].file)),
+        (latency_over_time, (agg, run_dir / charts[0].file, limits.get("*"))),
+        (active_vus, (agg, run_dir / charts[2].file)),
+        (
+            endpoint_p95,
+            (
+                results.get("endpoints") or [],
+                limits,
+                run_dir / charts[3].file,
+            ),
+        ),
+    ]
+    _draw(jobs)
     return charts

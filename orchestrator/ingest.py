@@ -44,7 +44,7 @@ SYSTEM_TAGS = {
     "tls_version": "tls_version",
 }  # fmt: skip
 # Metrics every report needs.
-CORE_METRICS = ("http_reqs", "http_req_duration", "http_req_failed", "checks", "vus")
+CORE_METRICS = ("http_reqs", "http_req_duration", "http_req_failed", "checks", "vus", "vus_max")
 PARQUET_NAME = "raw.parquet"
 # Candidate raw files in a run folder, fastest to read first.
 RAW_CANDIDATES = (
@@ -107,6 +107,7 @@ class Bucket:
     p95: float | None
     p99: float | None
     vus: float | None
+    vus_max: float | None = None
 
 
 @dataclass
@@ -691,14 +692,25 @@ def _time_series(scan: _Scan, agg: RawAggregates) -> None:
           coalesce(sum(value) FILTER (WHERE metric = 'http_req_failed'), 0),
           count(*) FILTER (WHERE metric = 'http_reqs' AND {_STATUS_429}),
           quantile_cont(value, [0.5, 0.95, 0.99]) FILTER (WHERE metric = 'http_req_duration'),
-          max(value) FILTER (WHERE metric = 'vus')
+          max(value) FILTER (WHERE metric = 'vus'),
+          max(value) FILTER (WHERE metric = 'vus_max')
         FROM pts GROUP BY 1 ORDER BY 1
         """
     )
-    for b, reqs, failed, limited, qs, vus in rows:
+    for b, reqs, failed, limited, qs, vus, vus_max in rows:
         q = qs or [None, None, None]
         agg.buckets.append(
-            Bucket(float(b) * width, int(reqs), int(failed), int(limited), q[0], q[1], q[2], vus)
+            Bucket(
+                float(b) * width,
+                int(reqs),
+                int(failed),
+                int(limited),
+                q[0],
+                q[1],
+                q[2],
+                vus,
+                vus_max,
+            )
         )
 
 
