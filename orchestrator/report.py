@@ -244,6 +244,21 @@ def _epoch(value: Any) -> str:
     return datetime.fromtimestamp(float(value), tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _profile_line(profile: Any) -> str:
+    """One line describing k6 scenario options: ``executor: key=value, ...``."""
+    if not isinstance(profile, dict) or not profile:
+        return "—"
+    if "executor" not in profile and all(isinstance(v, dict) for v in profile.values()):
+        return "; ".join(f"{name}: {_profile_line(opts)}" for name, opts in profile.items())
+    parts = [
+        f"{k}={json.dumps(v) if isinstance(v, list | dict) else v}"
+        for k, v in profile.items()
+        if k != "executor"
+    ]
+    text = f"{profile.get('executor', 'scenario')}: {', '.join(parts)}"
+    return _cell(text)
+
+
 def render_markdown(results: dict[str, Any]) -> str:
     """report.md from the results document and ``templates/report.md.j2``."""
     import jinja2
@@ -258,7 +273,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     )
     env.filters.update(
         num=_num, ms=_ms, pct=_pct, measured=_measured, cell=_cell, duration=_duration,
-        epoch=_epoch, tojson_compact=lambda v: json.dumps(v, separators=(", ", ": ")),
+        epoch=_epoch, profile_line=_profile_line,
     )  # fmt: skip
     try:
         template = env.get_template(TEMPLATE)
