@@ -200,6 +200,23 @@ class VerifySettings(_Strict):
         return value
 
 
+class RegressionSettings(_Strict):
+    """When a run counts as regressed against a baseline (docs/ci.md, "Statistics")."""
+
+    p95_increase_pct: float = Field(
+        default=10.0, ge=0, description="p95 worse by over this many percent (with significance)"
+    )
+    p95_min_increase_ms: float = Field(
+        default=1.0, ge=0, description="and by at least this many ms (ignores sub-ms noise)"
+    )
+    error_rate_increase_points: float = Field(
+        default=0.5, ge=0, description="error rate up by more than this many percentage points"
+    )
+    alpha: float = Field(
+        default=0.01, gt=0, lt=1, description="significance level of the one-sided tests"
+    )
+
+
 class OrchConfig(_Strict):
     """The whole validated `orch.yaml`."""
 
@@ -211,6 +228,7 @@ class OrchConfig(_Strict):
     verify: VerifySettings = Field(default_factory=VerifySettings)
     production: ProductionDeclaration = Field(default_factory=ProductionDeclaration)
     test_users: TestUserSettings = Field(default_factory=lambda: TestUserSettings())
+    regression: RegressionSettings = Field(default_factory=RegressionSettings)
 
     # Set by the loader, not by the file.
     source: Path = Field(default=Path("orch.yaml"), exclude=True)

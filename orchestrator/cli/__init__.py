@@ -45,9 +45,9 @@ def main() -> None:
 
 def _register() -> None:
     """Attach every area's commands to the main group."""
-    from orchestrator.cli import commands_run, db, env, report, sandbox, users, verify
+    from orchestrator.cli import commands_run, compare, db, env, report, sandbox, users, verify
 
-    for module in (commands_run, db, env, report, sandbox, users, verify):
+    for module in (commands_run, compare, db, env, report, sandbox, users, verify):
         for command in module.COMMANDS:
             main.add_command(command)
 
