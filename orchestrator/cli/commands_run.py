@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from orchestrator.errors import ExitCode, OrchError
+from orchestrator.errors import ConfigError, ExitCode, OrchError
 
 F = Callable[..., Any]
 
@@ -110,12 +110,28 @@ def render(
 @click.option("--profile", default=None, help="Load profile (default: the scenario's).")
 @click.option(
     "--runner",
-    type=click.Choice(["auto", "native", "docker"]),
+    type=click.Choice(["auto", "native", "docker", "k8s"]),
     default=None,
-    help="Where k6 runs (default: the config's, else auto: native k6 if usable, else Docker).",
+    help="Where k6 runs (default: the config's, else auto: native k6 if usable, else Docker; "
+    "k8s: a k6-operator TestRun on the current kubectl context).",
 )
 @click.option("--k6", "k6_path", default=None, help="Path to the k6 binary (or set ORCH_K6).")
 @click.option("--no-report", is_flag=True, help="Skip the report (it can be built later).")
+@click.option(
+    "--shards", type=int, default=None, help="Split the test into N local k6 processes, merged."
+)
+@click.option("--parallelism", type=int, default=1, help="With --runner k8s: runner pods.")
+@click.option("--dry-run", is_flag=True, help="With --runner k8s: write manifests, print kubectl.")
+@click.option(
+    "--against-baseline", is_flag=True, help="Compare with the baseline; exit 8 if regressed."
+)
+@click.option(
+    "--baseline",
+    "baseline_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Baseline file (implies --against-baseline; default: baselines/<scenario>_<env>.json).",
+)
 @config_option
 def run(
     scenario: str,
@@ -124,12 +140,18 @@ def run(
     runner: str | None,
     k6_path: str | None,
     no_report: bool,
+    shards: int | None,
+    parallelism: int,
+    dry_run: bool,
+    against_baseline: bool,
+    baseline_file: Path | None,
     config_file: str | None,
 ) -> None:
     """Run SCENARIO with k6 into a new folder under results/, then report on it.
 
-    Exits 0 when every threshold held, 99 when one was crossed (see the README's exit
-    code table).
+    Exits 0 when every threshold held, 99 when one was crossed, 8 when it regressed
+    against its baseline (--against-baseline; 99 wins over 8). See the README's exit
+    code table.
 
     Example:
 
@@ -146,11 +168,30 @@ def run(
     refuse_production_kind(chosen_env, config.environment(chosen_env).kind, "run a load test")
     resolved = resolve_run(config, scenario, env_name, profile)
     guard_run(config, resolved, "run a load test")
+    from orchestrator.baseline import conclude_run, resolve_baseline_file
+
+    against_baseline = against_baseline or baseline_file is not None
+    baseline = (
+        resolve_baseline_file(
+            config, resolved.scenario_name, resolved.environment_name, baseline_file
+        )
+        if against_baseline
+        else None
+    )
     choice = runner or resolved.environment.runner or config.defaults.runner
+    if (dry_run or parallelism != 1) and choice != "k8s":
+        raise ConfigError("--parallelism and --dry-run apply to --runner k8s only")
+    if choice == "k8s":
+        _run_k8s(config, resolved, parallelism=parallelism, dry_run=dry_run, shards=shards)
     k6_runner = select_runner(
         choice, k6_path=k6_path, docker_image=resolved.environment.docker_image, echo=_echo_err
     )
-    result = execute_run(config, resolved, k6_runner, echo=_echo_err, make_report=not no_report)
+    if shards is not None:
+        from orchestrator.shards import execute_sharded_run
+
+        result = execute_sharded_run(config, resolved, k6_runner, shards, echo=_echo_err)
+    else:
+        result = execute_run(config, resolved, k6_runner, echo=_echo_err, make_report=not no_report)
     verdicts = {
         "passed": "PASSED: every threshold held",
         "thresholds_failed": "FAILED: thresholds crossed",
@@ -161,6 +202,36 @@ def run(
     click.echo(verdicts.get(result.outcome, result.outcome), err=True)
     if result.report_path:
         click.echo(f"report: {result.report_path}", err=True)
+    code = conclude_run(
+        result.run_dir,
+        int(result.exit_code),
+        settings=config.regression,
+        baseline=baseline,
+        against_baseline=against_baseline,
+        echo=_echo_err,
+    )
+    click.echo(str(result.run_dir))
+    sys.exit(code)
+
+
+def _run_k8s(
+    config: Any, resolved: Any, *, parallelism: int, dry_run: bool, shards: int | None
+) -> None:
+    """`orch run --runner k8s`: a k6-operator TestRun (or its manifests, with --dry-run)."""
+    from orchestrator.k8s import execute_k8s_run
+
+    if shards is not None:
+        raise ConfigError("--shards is for local runs; with --runner k8s use --parallelism N")
+    result = execute_k8s_run(
+        config, resolved, parallelism=parallelism, dry_run=dry_run, echo=_echo_err
+    )
+    if dry_run:
+        click.echo(f"manifests: {result.run_dir / 'k8s'}", err=True)
+        click.echo("to run it by hand:", err=True)
+        for command in result.commands:
+            click.echo(f"  {command}", err=True)
+    elif result.report_path:
+        click.echo(f"{result.outcome}; report: {result.report_path}", err=True)
     click.echo(str(result.run_dir))
     sys.exit(int(result.exit_code))
 

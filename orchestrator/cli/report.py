@@ -23,7 +23,12 @@ def _default_results_dir(config_file: str | None) -> Path:
 
 
 @click.command("report")
-@click.argument("run_dir", required=False, type=click.Path(path_type=Path))
+@click.argument("run_dirs", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--merge",
+    is_flag=True,
+    help="Merge the runners' folders (or raw files) given into one run with one verdict.",
+)
 @click.option(
     "--from",
     "raw_from",
@@ -42,7 +47,7 @@ def _default_results_dir(config_file: str | None) -> Path:
     "out_dir",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
-    help="With --from: the run folder to create (default: a new folder under results/).",
+    help="With --from or --merge: the run folder to create (default: a new one in results/).",
 )
 @click.option(
     "--config", "config_file", type=click.Path(dir_okay=False), default=None,
@@ -54,7 +59,8 @@ def _default_results_dir(config_file: str | None) -> Path:
     help="Exit 99 when a threshold was crossed (as `orch run` does).",
 )
 def report_command(
-    run_dir: Path | None,
+    run_dirs: tuple[Path, ...],
+    merge: bool,
     raw_from: Path | None,
     summary: Path | None,
     out_dir: Path | None,
@@ -71,9 +77,16 @@ def report_command(
         orch report results/20260101T120000Z_linkedin-scrape_local
 
         orch report --from k6-raw.json.gz --summary summary.json --out /tmp/their-run
+
+        orch report --merge results/RUN/shards/1 results/RUN/shards/2 --out merged
     """
     from orchestrator.report import build_report, import_raw
 
+    if merge:
+        _merge(run_dirs, out_dir, config_file, raw_from, summary)
+    if len(run_dirs) > 1:
+        raise ConfigError("give one run folder, or several with --merge")
+    run_dir = run_dirs[0] if run_dirs else None
     if raw_from is not None:
         if run_dir is not None:
             raise ConfigError("give either RUN_DIR or --from FILE, not both")
@@ -95,6 +108,37 @@ def report_command(
     click.echo(f"{verdict}; report: {result.report_path}")
     if fail_on_thresholds and result.thresholds_ok is False:
         sys.exit(int(ExitCode.THRESHOLDS))
+
+
+def _merge(
+    inputs: tuple[Path, ...],
+    out_dir: Path | None,
+    config_file: str | None,
+    raw_from: Path | None,
+    summary: Path | None,
+) -> None:
+    """`orch report --merge`: one run folder and one exit code (99: a threshold crossed)."""
+    from orchestrator.merge import merge_runs
+
+    if raw_from is not None or summary is not None:
+        raise ConfigError("--merge takes run folders or raw files as arguments, not --from")
+    if not inputs:
+        raise ConfigError("give the runners' folders to merge: orch report --merge DIR DIR ...")
+    results_dir = _default_results_dir(config_file) if out_dir is None else None
+    result = merge_runs(list(inputs), out_dir=out_dir, results_dir=results_dir)
+    if result.thresholds_ok is None:
+        verdict = "no thresholds judged"
+    elif result.thresholds_ok:
+        verdict = "thresholds passed"
+    else:
+        verdict = f"{result.thresholds_failed} threshold(s) crossed"
+    click.echo(
+        f"merged {result.points:,} points from {len(result.sources)} runners; {verdict}; "
+        f"{result.outcome}; report: {result.report_path}",
+        err=True,
+    )
+    click.echo(str(result.run_dir))
+    sys.exit(int(result.exit_code))
 
 
 COMMANDS: list[click.Command] = [report_command]
