@@ -10,6 +10,7 @@ import json
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -66,12 +67,12 @@ def _run_dirs(config: Path) -> list[Path]:
     return sorted(p for p in results.iterdir() if p.is_dir() and p.name != "rendered")
 
 
-def _results(run_dir: Path) -> dict:  # type: ignore[type-arg]
-    data: dict = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))  # type: ignore[type-arg]
+def _results(run_dir: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
     return data
 
 
-def _verdicts(results: dict) -> dict[tuple[str, str], bool | None]:  # type: ignore[type-arg]
+def _verdicts(results: dict[str, Any]) -> dict[tuple[str, str], bool | None]:
     return {(r["metric"], r["expression"]): r["ok"] for r in results["thresholds"]}
 
 
