@@ -219,6 +219,7 @@ _JSON = (b"content-type", b"application/json")
 _ALLOW_POST = (b"allow", b"POST, OPTIONS")
 _ALLOW_GET = (b"allow", b"GET, OPTIONS")
 _BAD_JSON = object()
+_decode_json = json.JSONDecoder().decode
 
 
 class _TokenBucket:
@@ -535,8 +536,8 @@ async def _read_json(receive: Receive) -> Any:
     if not body:
         return None
     try:
-        return json.loads(body)
-    except ValueError:
+        return _decode_json(body.decode())  # str input skips json.loads' encoding sniffing
+    except ValueError:  # includes UnicodeDecodeError
         return _BAD_JSON
 
 
