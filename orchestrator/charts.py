@@ -60,6 +60,9 @@ def _no_data(ax: Axes, message: str) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
     ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_facecolor("#f6f6f6")
     ax.text(
         0.5, 0.5, message, ha="center", va="center", fontsize=14, color=GREY,
         transform=ax.transAxes, wrap=True,
