@@ -49,9 +49,7 @@ def _edit(data: dict[str, Any]) -> None:
         {"rate": 100, "duration": "4s", "preAllocatedVUs": 40, "maxVUs": 80}
     )
     # Latencies well above the machine's own jitter, so a loaded machine is not a regression.
-    data["environments"]["local"]["sandbox"].update(
-        {"latency_ms_median": 40, "latency_ms_p95": 60}
-    )
+    data["environments"]["local"]["sandbox"].update({"latency_ms_median": 40, "latency_ms_p95": 60})
 
 
 def _set_extra_latency(config: Path, extra: dict[str, float]) -> None:
