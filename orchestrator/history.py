@@ -143,17 +143,19 @@ def draw_history(points: list[HistoryPoint], path: Path, title: str) -> Path:
             if failed:
                 ax.scatter([f[0] for f in failed], [f[1] for f in failed], marker="x", s=80,
                            color="black", zorder=3, label="run not passed")  # fmt: skip
-            ax.legend(loc="upper left", fontsize=8)
+            ax.legend(loc="lower right", fontsize=8)
         else:
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
         ax.set_ylabel(label)
-        ax.set_ylim(bottom=0)
-    labels = [p.started_at[5:16].replace("T", " ") or p.folder for p in points]
+        top = max((k[1] for k in known), default=0.0)
+        floor = 1.0 if color == "#d62728" else 0.0  # an error-free history shows 0..1 %
+        ax.set_ylim(0, max(top * 1.25, floor) or 1.0)
+    labels = [p.started_at[5:19].replace("T", " ") or p.folder for p in points]
     step = max(1, len(points) // 12)
     axes[-1].set_xticks(xs[::step], labels[::step], rotation=30, ha="right", fontsize=8)
     for ax in axes[:-1]:
         ax.set_xticks(xs[::step], [])
-    axes[-1].set_xlabel("run start (UTC, MM-DD HH:MM)")
+    axes[-1].set_xlabel("run start (UTC, MM-DD HH:MM:SS)")
     axes[0].set_title(title)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
