@@ -84,7 +84,10 @@ def build_report(run_dir: Path, *, raw_file: Path | None = None) -> ReportResult
     from orchestrator.analysis import read_manifest
 
     manifest = read_manifest(run_dir)
-    notes: list[str] = []
+    # the run's own notes first (test users shared by VUs, raw output left uncompacted, …)
+    notes: list[str] = [
+        str(n) for n in manifest.get("notes") or [] if n and not str(n).startswith("report not")
+    ]
     summary: Summary | None = None
     summary_path = _summary_file(run_dir, manifest)
     if summary_path is not None:

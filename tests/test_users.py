@@ -100,6 +100,7 @@ def test_each_vu_gets_its_own_user_and_passwords_stay_out_of_files(users_project
         assert f"VU={vu} USER={expected} PW=***" in log
     manifest = json.loads((run_dir / "run.json").read_text())
     assert any("3 test users" in n and "5 VUs share them" in n for n in manifest["notes"])
+    assert "5 VUs share them, wrapping round" in (run_dir / "report.md").read_text()
     passwords = [u["password"].encode() for u in saved]
     for path in run_dir.rglob("*"):
         if path.is_file():
