@@ -106,7 +106,9 @@ def render_script(config: OrchConfig, run: ResolvedRun, out_dir: Path) -> Render
         raise ConfigError(
             f"template {exc.filename or name}:{exc.lineno}: syntax error: {exc.message}"
         ) from None
-    leaked = [k for k, v in run.secret_env.items() if v and v in text]
+    # A secret rendered into the script is a template bug; values under 8 characters are
+    # too short to tell apart from ordinary script text.
+    leaked = [k for k, v in run.secret_env.items() if len(v) >= 8 and v in text]
     if leaked:
         raise ConfigError(
             f"template {name!r} would write the value of secret(s) {', '.join(leaked)} into "
