@@ -434,3 +434,23 @@ def test_cli_serves_until_interrupted() -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the parent watch is POSIX-only")
+def test_sandbox_stops_when_its_parent_is_killed() -> None:
+    parent = (
+        "import os, signal\n"
+        "from orchestrator.sandbox import SandboxSettings, start_sandbox\n"
+        "box = start_sandbox(SandboxSettings(port=0))\n"
+        "print(box.url, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", parent], capture_output=True, text=True, timeout=30
+    )
+    url = done.stdout.strip()
+    assert done.returncode == -signal.SIGKILL and url.startswith("http://127.0.0.1:"), done
+    deadline = time.monotonic() + 10
+    while is_listening(url) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not is_listening(url)
