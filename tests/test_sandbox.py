@@ -451,15 +451,15 @@ def test_sandbox_stops_when_its_parent_is_killed() -> None:
         "import os, signal\n"
         "from orchestrator.sandbox import SandboxSettings, start_sandbox\n"
         "box = start_sandbox(SandboxSettings(port=0))\n"
-        "print(box.url, flush=True)\n"
+        "print(box.url, box.pid, flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", parent], capture_output=True, text=True, timeout=30
     )
-    url = done.stdout.strip()
+    url, pid = done.stdout.split()
     assert done.returncode == -signal.SIGKILL and url.startswith("http://127.0.0.1:"), done
     deadline = time.monotonic() + 10
-    while is_listening(url) and time.monotonic() < deadline:
+    while answers_as(url, int(pid)) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not is_listening(url), f"the orphaned sandbox still serves {url}"
+    assert not answers_as(url, int(pid)), f"the orphaned sandbox still serves {url}"
