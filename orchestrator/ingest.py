@@ -543,17 +543,23 @@ def ingest_raw(
     *,
     thresholds: dict[str, list[str]] | None = None,
     duration_s: float | None = None,
+    metric_types: dict[str, str] | None = None,
 ) -> RawAggregates:
     """Aggregate one raw k6 file (any format, plain or gzipped) for the report.
 
     ``thresholds`` maps metric keys (``http_req_duration{name:ok}``) to expressions whose
     statistic is measured from the raw points too (``measured[(key, expr)]``).
     ``duration_s`` (the test's own duration, when known) turns counts into rates.
+    ``metric_types`` (e.g. from the run's summary) names the types of custom metrics,
+    which CSV and Parquet do not carry; NDJSON declarations take precedence.
     """
     from orchestrator.summary import parse_threshold
 
     fmt, compressed = detect_format(path)
     agg = RawAggregates(path=path, fmt=fmt, compressed=compressed)
+    agg.metric_types.update(
+        {k: v for k, v in (metric_types or {}).items() if "{" not in k and isinstance(v, str)}
+    )
     if fmt == "empty":
         return agg
     thresholds = dict(thresholds or {})

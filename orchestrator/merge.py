@@ -22,12 +22,11 @@ the metric types the runners reported (no statistics, no verdicts, so every verd
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -342,8 +341,7 @@ def judge_merged(
     """
     from orchestrator.report import build_report, render_markdown
 
-    with _known_types(_summary_types(run_dir / MERGED_SUMMARY)):
-        report = build_report(run_dir)
+    report = build_report(run_dir)
     results = json.loads(report.results_path.read_text(encoding="utf-8"))
     thresholds_ok = _judge_empty_metrics(results)
     outcome, code = combined_outcome(source_outcomes, thresholds_ok)
@@ -355,30 +353,6 @@ def judge_merged(
     report.results_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     report.report_path.write_text(render_markdown(results), encoding="utf-8")
     return outcome, code, report
-
-
-@contextlib.contextmanager
-def _known_types(types: dict[str, str]) -> Iterator[None]:
-    """Make the runners' custom metric types known while a merged folder is measured.
-
-    The ingest measures a counter's ``rate`` as count/duration (not as a Rate's share of
-    non-zero points) only for metrics whose type it knows: k6's built-ins, or NDJSON
-    declarations. CSV carries no types, so the types the runners' summaries reported are
-    added to the built-in table for the duration of the report, then removed.
-    """
-    from orchestrator import summary
-
-    added = {
-        key: kind
-        for key, kind in types.items()
-        if "{" not in key and key not in summary.BUILTIN_TYPES
-    }
-    summary.BUILTIN_TYPES.update(added)
-    try:
-        yield
-    finally:
-        for key in added:
-            summary.BUILTIN_TYPES.pop(key, None)
 
 
 def _judge_empty_metrics(results: dict[str, Any]) -> bool | None:

@@ -106,7 +106,12 @@ def build_report(run_dir: Path, *, raw_file: Path | None = None) -> ReportResult
     if raw is None:
         notes.append("no raw time series in the folder: figures come from k6's summary only")
     else:
-        agg = ingest_raw(raw, thresholds=declared, duration_s=duration)
+        agg = ingest_raw(
+            raw,
+            thresholds=declared,
+            duration_s=duration,
+            metric_types=dict(summary.metric_types) if summary else None,
+        )
         if agg.fmt == "empty":
             notes.append(f"the raw file {raw.name} is empty: k6 recorded no points")
             agg = None

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 REDACTED = "***"
 
@@ -48,3 +50,23 @@ class Redactor:
             if value in text:
                 text = text.replace(value, REDACTED)
         return text
+
+
+def provide_sandbox_secrets(config: Any) -> list[str]:
+    """Give each local sandbox that checks webhook auth a random key for this process.
+
+    A local environment whose sandbox expects a key (``webhook_auth: api-key|bearer``) reads
+    it from ``webhook_secret_env``; when that variable is unset, orch sets a fresh random
+    value, which the sandbox orch starts and the scripts (through the environment's
+    ``secrets``) then share. An explicit value is never overridden. Returns the names set.
+    """
+    provided = []
+    for env in config.environments.values():
+        sandbox = env.sandbox or {}
+        if env.kind != "local" or sandbox.get("webhook_auth", "none") == "none":
+            continue
+        name = sandbox.get("webhook_secret_env", "ORCH_SANDBOX_WEBHOOK_SECRET")
+        if not os.environ.get(name):
+            os.environ[name] = secrets.token_urlsafe(24)
+            provided.append(name)
+    return provided

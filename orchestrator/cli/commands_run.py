@@ -32,12 +32,14 @@ def env_option(func: F) -> F:
     )(func)
 
 
-def _load(config_file: str | None) -> Any:
+def load_project(config_file: str | None) -> Any:
+    """The validated config, with the project's .env loaded and local sandbox keys set."""
     from orchestrator.config import load_config
-    from orchestrator.secrets import load_dotenv
+    from orchestrator.secrets import load_dotenv, provide_sandbox_secrets
 
     config = load_config(config_file)
     load_dotenv(config.root / ".env")
+    provide_sandbox_secrets(config)
     return config
 
 
@@ -54,7 +56,7 @@ def scenarios(config_file: str | None) -> None:
 
         orch scenarios
     """
-    config = _load(config_file)
+    config = load_project(config_file)
     for name, scenario in config.scenarios.items():
         profiles = ", ".join(
             f"{p}*" if p == scenario.default_profile else p for p in scenario.profiles
@@ -93,7 +95,7 @@ def render(
     from orchestrator.config import resolve_run
     from orchestrator.render import render_script
 
-    config = _load(config_file)
+    config = load_project(config_file)
     run = resolve_run(config, scenario, env_name, profile)
     target = (
         Path(out_dir)
@@ -163,7 +165,7 @@ def run(
     from orchestrator.guard import guard_run, refuse_production_kind
     from orchestrator.run import execute_run, select_runner
 
-    config = _load(config_file)
+    config = load_project(config_file)
     chosen_env = env_name or config.defaults.environment
     refuse_production_kind(chosen_env, config.environment(chosen_env).kind, "run a load test")
     resolved = resolve_run(config, scenario, env_name, profile)

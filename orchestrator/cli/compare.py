@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from orchestrator.cli.commands_run import _load, config_option, env_option
+from orchestrator.cli.commands_run import config_option, env_option, load_project
 from orchestrator.errors import ConfigError, ExitCode
 
 
@@ -42,7 +42,7 @@ def compare(
     """
     from orchestrator.compare import compare_sides, load_side, render_markdown, write_comparison
 
-    config = _load(config_file)
+    config = load_project(config_file)
     a, b = load_side(run_a), load_side(run_b)
     if b.kind != "run":
         raise ConfigError(f"{run_b} is a baseline file; RUN_B must be a run folder")
@@ -89,7 +89,7 @@ def baseline_set(run_dir: Path, out_file: Path | None, config_file: str | None) 
     """
     from orchestrator.baseline import baseline_path, make_baseline, set_baseline
 
-    config = _load(config_file)
+    config = load_project(config_file)
     if out_file is None:
         document = make_baseline(run_dir)
         out_file = baseline_path(config, document["scenario"], document["environment"])
@@ -110,7 +110,7 @@ def baseline_show(scenario: str, env_name: str | None, config_file: str | None) 
     """
     from orchestrator.baseline import baseline_path, read_baseline
 
-    config = _load(config_file)
+    config = load_project(config_file)
     env = env_name or config.defaults.environment
     path = baseline_path(config, scenario, env)
     if not path.is_file():
@@ -171,7 +171,7 @@ def history(
     """
     from orchestrator.history import collect_history, write_history
 
-    config = _load(config_file)
+    config = load_project(config_file)
     config.scenario(scenario)  # an unknown scenario is an error naming the known ones
     source = from_dir or config.results_dir
     points = collect_history(source, scenario, env_name, profile)

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from orchestrator.cli.commands_run import _load, config_option
+from orchestrator.cli.commands_run import config_option, load_project
 from orchestrator.errors import ExitCode
 
 
@@ -31,7 +31,7 @@ def list_command(config_file: str | None) -> None:
 
         orch env list
     """
-    config = _load(config_file)
+    config = load_project(config_file)
     for name, env in config.environments.items():
         default = " (default)" if name == config.defaults.environment else ""
         click.echo(f"{name}{default:<10} {env.kind:<10} {env.base_url:<40} {env.description}")
@@ -51,7 +51,7 @@ def check_command(env_name: str | None, config_file: str | None) -> None:
     """
     from orchestrator.environments import check_environment
 
-    config = _load(config_file)
+    config = load_project(config_file)
     name = env_name or config.defaults.environment
     checks = check_environment(config, name)
     width = max(len(c.item) for c in checks)

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from orchestrator.cli.commands_run import _load, config_option
+from orchestrator.cli.commands_run import config_option, load_project
 from orchestrator.errors import ConfigError
 
 VARIANTS = ("prospects-enrichment", "prospects-enrich", "enrichment", "n8n")
@@ -34,7 +34,7 @@ def _endpoint_latency(values: tuple[str, ...]) -> dict[str, float]:
 
 def _from_config(config_file: str | None, env_name: str) -> dict[str, Any]:
     """The sandbox settings of ``environments.ENV`` in the config, with its base_url's port."""
-    config = _load(config_file)
+    config = load_project(config_file)
     environment = config.environments.get(env_name)
     if environment is None:
         known = ", ".join(sorted(config.environments))

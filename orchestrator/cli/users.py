@@ -24,9 +24,9 @@ def _context(config_file: str | None, env_name: str | None, action: str) -> tupl
         UserStore,
     )
 
-    from .commands_run import _load
+    from .commands_run import load_project
 
-    config = _load(config_file)
+    config = load_project(config_file)
     name = env_name or config.defaults.environment
     environment = config.environment(name)
     refuse_production_kind(name, environment.kind, action)

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from orchestrator.cli.commands_run import _load, config_option
+from orchestrator.cli.commands_run import config_option, load_project
 from orchestrator.errors import ExitCode
 
 
@@ -36,7 +36,7 @@ def verify(env_name: str | None, write: bool, timeout: float, config_file: str |
     """
     from orchestrator.verify import save_record, verify_environment, write_enrichment_endpoint
 
-    config = _load(config_file)
+    config = load_project(config_file)
     report = verify_environment(
         config, env_name, timeout=timeout, echo=lambda m: click.echo(m, err=True)
     )
