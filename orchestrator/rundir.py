@@ -29,7 +29,15 @@ CONFIG_FILE = "config.resolved.json"
 SCRIPT_DIR = "script"
 
 # The values run.json's "outcome" takes.
-OUTCOMES = ("running", "passed", "thresholds_failed", "k6_error", "interrupted", "crashed")
+OUTCOMES = (
+    "running",
+    "passed",
+    "thresholds_failed",
+    "k6_error",
+    "interrupted",
+    "crashed",
+    "dry_run",
+)
 
 
 def utc_now() -> datetime:
