@@ -407,10 +407,10 @@ def execute_k8s_run(
     """Generate the manifests; with ``dry_run`` write them and return the commands, else
     apply them on the current (non-production) context, wait, collect and merge."""
     from orchestrator.render import render_script
+    from orchestrator.run import new_manifest
     from orchestrator.rundir import (
         CONFIG_FILE,
         SCRIPT_DIR,
-        RunManifest,
         create_run_dir,
         iso,
         utc_now,
@@ -451,21 +451,15 @@ def execute_k8s_run(
         **({"ORCH_TEST_USERS": "ORCH_TEST_USERS"} if test_users else {}),
     }
     write_manifests(run_dir, manifests)
-    manifest = RunManifest(
-        scenario=run.scenario_name,
-        environment=run.environment_name,
-        profile=run.profile_name,
+    manifest = new_manifest(
+        run,
         runner=f"k8s x{parallelism}",
         k6_version=settings.image,
-        started_at=iso(utc_now()),
         files={
             "script": f"{SCRIPT_DIR}/{rendered.script_name}",
             "config": CONFIG_FILE,
             "manifests": MANIFESTS_DIR,
         },
-        load_profile=run.profile.k6_options(),
-        thresholds=run.thresholds,
-        target={"base_url": run.base_url, "n8n_base_url": run.n8n_base_url},
     )
     commands = kubectl_commands(run_dir, manifests)
     if dry_run:

@@ -56,6 +56,25 @@ class RunResult:
     report_path: Path | None
 
 
+def new_manifest(
+    run: ResolvedRun, *, runner: str, k6_version: str, files: dict[str, str], **extra: Any
+) -> RunManifest:
+    """The manifest a run starts with: what runs, where, with which load and targets."""
+    return RunManifest(
+        scenario=run.scenario_name,
+        environment=run.environment_name,
+        profile=run.profile_name,
+        runner=runner,
+        k6_version=k6_version,
+        started_at=extra.pop("started_at", None) or iso(utc_now()),
+        files=files,
+        load_profile=run.profile.k6_options(),
+        thresholds=run.thresholds,
+        target={"base_url": run.base_url, "n8n_base_url": run.n8n_base_url},
+        **extra,
+    )
+
+
 def max_vus(k6_scenario: dict[str, Any]) -> int | None:
     """The most VUs a k6 scenario can use."""
     candidates = [k6_scenario.get(key) for key in ("maxVUs", "vus", "preAllocatedVUs", "startVUs")]
@@ -79,7 +98,7 @@ def classify(outcome: K6Outcome) -> tuple[str, ExitCode]:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[None]:
     """Treat SIGTERM like Ctrl-C while a run is in progress (CI cancels with SIGTERM)."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -164,13 +183,10 @@ def execute_run(
         _remove_empty_run_dir(run_dir)
         raise
     write_json(run_dir / CONFIG_FILE, run.public_summary())
-    manifest = RunManifest(
-        scenario=run.scenario_name,
-        environment=run.environment_name,
-        profile=run.profile_name,
+    manifest = new_manifest(
+        run,
         runner=runner.name,
         k6_version=runner.version(),
-        started_at=iso(utc_now()),
         files={
             "script": f"{SCRIPT_DIR}/{rendered.script_name}",
             "config": CONFIG_FILE,
@@ -178,15 +194,10 @@ def execute_run(
             "summary": "summary.json",
             "raw": "raw.csv",
         },
-        load_profile=run.profile.k6_options(),
-        thresholds=run.thresholds,
-        target={"base_url": run.base_url, "n8n_base_url": run.n8n_base_url},
     )
     if test_users:
         vus = max_vus(run.profile.k6_options())
-        share = (
-            f"; {vus} VUs share them, wrapping round" if vus and vus > len(test_users) else ""
-        )
+        share = f"; {vus} VUs share them, wrapping round" if vus and vus > len(test_users) else ""
         manifest.notes.append(f"{len(test_users)} test users, one per VU{share}")
     manifest.save(run_dir)
     echo(f"run folder: {run_dir}")
@@ -207,7 +218,7 @@ def execute_run(
     outcome: K6Outcome | None = None
     try:
         with (
-            _sigterm_as_interrupt(),
+            sigterm_as_interrupt(),
             open(run_dir / LOG_FILE, "w", encoding="utf-8") as log,
         ):
             try:

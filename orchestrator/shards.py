@@ -25,7 +25,13 @@ from orchestrator.config import OrchConfig, ResolvedRun
 from orchestrator.errors import ConfigError, ExitCode, OrchError
 from orchestrator.progress import ProgressMonitor, ProgressSnapshot, free_loopback_port
 from orchestrator.render import BASE_URL_VAR, N8N_BASE_URL_VAR, render_script
-from orchestrator.run import RunResult, _sigterm_as_interrupt, classify, target_for
+from orchestrator.run import (
+    RunResult,
+    classify,
+    new_manifest,
+    sigterm_as_interrupt,
+    target_for,
+)
 from orchestrator.rundir import (
     CONFIG_FILE,
     LOG_FILE,
@@ -103,10 +109,8 @@ def execute_sharded_run(
     rendered = render_script(config, run, run_dir / SCRIPT_DIR)
     write_json(run_dir / CONFIG_FILE, run.public_summary())
     started_at = iso(utc_now())
-    manifest = RunManifest(
-        scenario=run.scenario_name,
-        environment=run.environment_name,
-        profile=run.profile_name,
+    manifest = new_manifest(
+        run,
         runner=f"{runner.name} x{shards} shards",
         k6_version=runner.version(),
         started_at=started_at,
@@ -115,9 +119,6 @@ def execute_sharded_run(
             "config": CONFIG_FILE,
             "shards": SHARDS_DIR,
         },
-        load_profile=run.profile.k6_options(),
-        thresholds=run.thresholds,
-        target={"base_url": run.base_url, "n8n_base_url": run.n8n_base_url},
     )
     manifest.notes.append(
         f"{shards} k6 processes with execution segments as the k6-operator gives its runners; "
@@ -144,10 +145,8 @@ def execute_sharded_run(
             extra_args=segment_args(index, shards),
             api_address=f"127.0.0.1:{free_loopback_port()}",
         )
-        shard_manifest = RunManifest(
-            scenario=run.scenario_name,
-            environment=run.environment_name,
-            profile=run.profile_name,
+        shard_manifest = new_manifest(
+            run,
             runner=runner.name,
             k6_version=runner.version(),
             started_at=started_at,
@@ -157,9 +156,6 @@ def execute_sharded_run(
                 "summary": "summary.json",
                 "raw": "raw.csv",
             },
-            load_profile=run.profile.k6_options(),
-            thresholds=run.thresholds,
-            target={"base_url": run.base_url, "n8n_base_url": run.n8n_base_url},
             notes=[f"shard {index} of {shards}: {' '.join(invocation.extra_args) or 'whole test'}"],
         )
         shard_manifest.save(shard_dir)
@@ -168,7 +164,7 @@ def execute_sharded_run(
     started = time.monotonic()
     interrupted = False
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             try:
                 with target_for(run, run_dir, echo):
                     echo(
