@@ -74,7 +74,14 @@ def main() -> None:
     ) as sandbox:
         folder = Path(tmp)
         config = make_project(folder, port, args.rate, args.duration)
-        env = {**os.environ, "ORCH_N8N_BASE_URL": sandbox.url, "ORCH_BASE_URL": sandbox.url}
+        env = {
+            **os.environ,
+            "ORCH_N8N_BASE_URL": sandbox.url,
+            "ORCH_BASE_URL": sandbox.url,
+            # the local environment sends an API key; this sandbox accepts any
+            "WEBHOOK_SECRET": "benchmark-key",
+            "ORCH_SANDBOX_WEBHOOK_SECRET": "benchmark-key",
+        }
         rendered = subprocess.run(
             [sys.executable, "-m", "orchestrator", "render", "linkedin-scrape", "--profile",
              "bench", "--config", str(config), "--out", str(folder / "plain")],
@@ -84,6 +91,8 @@ def main() -> None:
         orch: list[float] = []
         for round_no in range(1, args.repeat + 1):
             seconds, code = timed([k6, "run", "--quiet", rendered], env)
+            if code != 0:
+                raise SystemExit(f"plain k6 run failed (exit {code}): the comparison is void")
             plain.append(seconds)
             print(f"round {round_no}: plain k6 run  {seconds:6.2f} s (exit {code})")
             seconds, code = timed(
