@@ -149,6 +149,27 @@ def threshold_rows(
     return rows
 
 
+def _allowed_rate(run_dir: Path) -> dict[str, Any]:
+    """The Claude tier a run paced itself by and the rate it allowed (from the resolved
+    config), so the report can set 429s against the effective allowed rate."""
+    path = run_dir / "config.resolved.json"
+    try:
+        resolved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    variables = resolved.get("vars") if isinstance(resolved, dict) else None
+    if not isinstance(variables, dict) or "claude_rate_cap_per_minute" not in variables:
+        return {}
+    tier = variables.get("claude_tier_limits") or {}
+    return {
+        "allowed_per_minute": variables["claude_rate_cap_per_minute"],
+        "tier": tier.get("name") if isinstance(tier, dict) else None,
+        "tier_requests_per_minute": (
+            tier.get("requests_per_minute") if isinstance(tier, dict) else None
+        ),
+    }
+
+
 def build_results(
     run_dir: Path,
     *,
@@ -261,6 +282,7 @@ def build_results(
                 for e in endpoints
                 if e["rate_limited"]
             ],
+            **_allowed_rate(run_dir),
         },
         "checks": checks,
         "checks_source": checks_source,

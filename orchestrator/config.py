@@ -482,6 +482,9 @@ def resolve_run(
     base_url = expand_env_refs(environment.base_url, f"{where}.base_url)").rstrip("/")
     n8n = environment.n8n_base_url
     n8n_base_url = expand_env_refs(n8n, f"{where}.n8n_base_url)").rstrip("/") if n8n else base_url
+    from orchestrator.secrets import provide_sandbox_secret
+
+    provide_sandbox_secret(environment)
     secret_env: dict[str, str] = {}
     for k6_name, host_name in environment.secrets.items():
         value = os.environ.get(host_name)

@@ -11,6 +11,7 @@ from typing import Any
 
 from orchestrator.config import OrchConfig, env_refs, expand_env_refs
 from orchestrator.errors import OrchError
+from orchestrator.secrets import sandbox_provided_variable
 
 OK, MISSING, UNREACHABLE, ON_DEMAND = "ok", "missing", "unreachable", "on demand"
 
@@ -49,8 +50,10 @@ def required_variables(config: OrchConfig, name: str) -> list[tuple[str, str]]:
     for value in _strings(env.vars) + _strings(env.scenarios):
         for var in env_refs(value):
             needed.setdefault(var, "a template variable")
+    provided = sandbox_provided_variable(env)
     for k6_name, host_name in env.secrets.items():
-        needed.setdefault(host_name, f"the secret {k6_name}")
+        if host_name != provided:  # orch gives the local sandbox's key itself
+            needed.setdefault(host_name, f"the secret {k6_name}")
     if env.supabase_service_role_key:
         needed.setdefault(env.supabase_service_role_key, "the Supabase service-role key")
     return list(needed.items())

@@ -52,21 +52,23 @@ class Redactor:
         return text
 
 
-def provide_sandbox_secrets(config: Any) -> list[str]:
-    """Give each local sandbox that checks webhook auth a random key for this process.
+def sandbox_provided_variable(env: Any) -> str | None:
+    """The variable a local environment's sandbox reads its webhook key from, if it checks
+    one: orch provides that variable itself when it is unset."""
+    sandbox = env.sandbox or {}
+    if env.kind != "local" or sandbox.get("webhook_auth", "none") == "none":
+        return None
+    return str(sandbox.get("webhook_secret_env", "ORCH_SANDBOX_WEBHOOK_SECRET"))
 
-    A local environment whose sandbox expects a key (``webhook_auth: api-key|bearer``) reads
-    it from ``webhook_secret_env``; when that variable is unset, orch sets a fresh random
-    value, which the sandbox orch starts and the scripts (through the environment's
-    ``secrets``) then share. An explicit value is never overridden. Returns the names set.
+
+def provide_sandbox_secret(env: Any) -> str | None:
+    """Give a local sandbox that checks webhook auth a random key for this process.
+
+    The sandbox orch starts and the scripts (through the environment's ``secrets``) then
+    share it. An explicit value is never overridden. Returns the variable set, if any.
     """
-    provided = []
-    for env in config.environments.values():
-        sandbox = env.sandbox or {}
-        if env.kind != "local" or sandbox.get("webhook_auth", "none") == "none":
-            continue
-        name = sandbox.get("webhook_secret_env", "ORCH_SANDBOX_WEBHOOK_SECRET")
-        if not os.environ.get(name):
-            os.environ[name] = secrets.token_urlsafe(24)
-            provided.append(name)
-    return provided
+    name = sandbox_provided_variable(env)
+    if name is None or os.environ.get(name):
+        return None
+    os.environ[name] = secrets.token_urlsafe(24)
+    return name

@@ -120,6 +120,15 @@ def test_ai_enrichment_is_capped_at_the_tier_rate(tmp_path: Path) -> None:
     assert summary(run_dir)["http_reqs"]["count"] == sent
     manifest = json.loads((run_dir / "run.json").read_text())
     assert manifest["load_profile"]["rate"] == 120
+    # the report sets 429s against the effective allowed rate
+    from orchestrator.report import build_report
+
+    build_report(run_dir)
+    limits = json.loads((run_dir / "results.json").read_text())["rate_limits"]
+    assert limits["allowed_per_minute"] == 120
+    assert "effective allowed rate was **120 requests/minute**" in (
+        run_dir / "report.md"
+    ).read_text()
 
 
 def test_429s_counted_by_k6_equal_those_the_sandbox_sent(tmp_path: Path) -> None:

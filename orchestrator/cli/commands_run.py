@@ -33,13 +33,12 @@ def env_option(func: F) -> F:
 
 
 def load_project(config_file: str | None) -> Any:
-    """The validated config, with the project's .env loaded and local sandbox keys set."""
+    """The validated config, with the project's .env loaded."""
     from orchestrator.config import load_config
-    from orchestrator.secrets import load_dotenv, provide_sandbox_secrets
+    from orchestrator.secrets import load_dotenv
 
     config = load_config(config_file)
     load_dotenv(config.root / ".env")
-    provide_sandbox_secrets(config)
     return config
 
 
