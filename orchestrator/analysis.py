@@ -92,9 +92,9 @@ def _endpoint_doc(figures: EndpointFigures, duration_s: float | None) -> dict[st
         "failed": figures.failed,
         "error_rate": (figures.failed / requests) if requests else None,
         "rate_limited": figures.rate_limited,
-        "failed_excluding_429": figures.failed - figures.rate_limited,
+        "failed_excluding_429": figures.failed - figures.failed_rate_limited,
         "error_rate_excluding_429": (
-            (figures.failed - figures.rate_limited) / requests if requests else None
+            (figures.failed - figures.failed_rate_limited) / requests if requests else None
         ),
         "server_errors": figures.server_errors,
         "network_errors": figures.network_errors,

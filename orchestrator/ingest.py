@@ -82,6 +82,9 @@ class EndpointFigures:
     server_errors: int  # status 5xx
     network_errors: int  # status 0 (no response)
     latency: LatencyStats
+    # 429s among `failed`: all of them by default, none when the script declared 429 an
+    # expected response (a rate-limit-aware script, e.g. ai-enrichment)
+    failed_rate_limited: int = 0
 
 
 @dataclass
@@ -475,7 +478,8 @@ def _figures_sql(group: str) -> str:
           avg(value) FILTER (WHERE metric = 'http_req_duration'),
           min(value) FILTER (WHERE metric = 'http_req_duration'),
           quantile_cont(value, [{qs}]) FILTER (WHERE metric = 'http_req_duration'),
-          max(value) FILTER (WHERE metric = 'http_req_duration')
+          max(value) FILTER (WHERE metric = 'http_req_duration'),
+          coalesce(sum(value) FILTER (WHERE metric = 'http_req_failed' AND {_STATUS_429}), 0)
         FROM pts WHERE metric IN ('http_reqs', 'http_req_failed', 'http_req_duration')
         {group_by}
     """
@@ -501,6 +505,7 @@ def _figures_of(row: tuple[Any, ...]) -> EndpointFigures:
             p99=quantiles[3],
             max=row[11],
         ),
+        failed_rate_limited=int(row[12] or 0),
     )
 
 

@@ -177,6 +177,14 @@ def test_429s_counted_by_k6_equal_those_the_sandbox_sent(tmp_path: Path) -> None
     assert metrics["http_req_failed"]["value"] == 0
     assert metrics["rate_limited"]["thresholds"]["rate<0.05"] is True  # crossed
     assert code == ExitCode.THRESHOLDS, output
+    # the report counts the same 429s apart, and no other failure
+    from orchestrator.report import build_report
+
+    build_report(run_dir)
+    overall = json.loads((run_dir / "results.json").read_text())["overall"]
+    assert overall["rate_limited"] == stats["rate_limited"]
+    assert overall["failed_excluding_429"] == 0
+    assert overall["error_rate_excluding_429"] == 0
 
 
 def test_each_vu_takes_its_own_user_wrapping_round(tmp_path: Path) -> None:
