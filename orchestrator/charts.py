@@ -127,8 +127,8 @@ def throughput_and_errors(agg: RawAggregates | None, path: Path) -> None:
         width = float(agg.bucket_s)
         t = [b.t for b in buckets]
         limited = [b.rate_limited / width for b in buckets]
-        failed = [max(b.failed - b.rate_limited, 0) / width for b in buckets]
-        ok = [max(b.requests - b.failed, 0) / width for b in buckets]
+        failed = [b.failed_not_429 / width for b in buckets]
+        ok = [max(b.requests - b.failed_not_429 - b.rate_limited, 0) / width for b in buckets]
         labels = ["successful", "failed (not 429)", "rate limited (429)"]
         if len(buckets) <= 180:
             base = [0.0] * len(t)
@@ -144,7 +144,7 @@ def throughput_and_errors(agg: RawAggregates | None, path: Path) -> None:
         top.set_ylabel("requests per second")
         top.set_ylim(0, max(totals) * 1.3 or 1.0)
         top.legend(loc="upper left", frameon=False, ncols=3)
-        err = [100.0 * max(b.failed - b.rate_limited, 0) / b.requests if b.requests else 0.0
+        err = [100.0 * b.failed_not_429 / b.requests if b.requests else 0.0
                for b in buckets]  # fmt: skip
         lim = [100.0 * b.rate_limited / b.requests if b.requests else 0.0 for b in buckets]
         mid = [x + width / 2 for x in t]

@@ -104,8 +104,8 @@ class Bucket:
 
     t: float  # seconds since the first point
     requests: int
-    failed: int
-    rate_limited: int
+    failed_not_429: int  # http_req_failed points whose status is not 429
+    rate_limited: int  # responses with status 429 (failed for k6 or not)
     p50: float | None
     p95: float | None
     p99: float | None
@@ -700,7 +700,8 @@ def _time_series(scan: _Scan, agg: RawAggregates) -> None:
         f"""
         SELECT floor((ts - {agg.first_ts}) / {width}) AS b,
           coalesce(sum(value) FILTER (WHERE metric = 'http_reqs'), 0),
-          coalesce(sum(value) FILTER (WHERE metric = 'http_req_failed'), 0),
+          coalesce(sum(value) FILTER (
+            WHERE metric = 'http_req_failed' AND coalesce(status, '') <> '429'), 0),
           count(*) FILTER (WHERE metric = 'http_reqs' AND {_STATUS_429}),
           quantile_cont(value, [0.5, 0.95, 0.99]) FILTER (WHERE metric = 'http_req_duration'),
           max(value) FILTER (WHERE metric = 'vus'),

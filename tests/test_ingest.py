@@ -137,6 +137,9 @@ def test_429s_are_counted_apart_from_server_failures(
     assert agg.overall is not None and agg.overall.rate_limited == limited.rate_limited
     assert sum(b.rate_limited for b in agg.buckets) == limited.rate_limited
     assert [(e.status, e.count) for e in agg.errors] == [("429", limited.rate_limited)]
+    # per second: 429s and other failures are apart, so the chart stacks them without overlap
+    assert sum(b.failed_not_429 for b in agg.buckets) == 0
+    assert limited.failed_rate_limited == limited.rate_limited
 
 
 def test_interrupted_run_is_read_and_counts_what_k6_recorded(runs: dict[str, K6Run]) -> None:
