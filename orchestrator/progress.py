@@ -51,7 +51,8 @@ class ProgressSnapshot:
     elapsed_s: float
     requests: int
     error_rate: float
-    vus: int
+    vus: int  # active now
+    vus_max: int = 0  # allocated
 
 
 class ProgressMonitor:
@@ -90,13 +91,14 @@ class ProgressMonitor:
             try:
                 reqs = self._get("metrics/http_reqs")["sample"].get("count", 0)
                 failed = self._get("metrics/http_req_failed")["sample"].get("rate", 0.0)
-                vus = self._get("metrics/vus")["sample"].get("value", 0)
+                status = self._get("status")
             except (OSError, urllib.error.URLError, KeyError, ValueError):
                 continue  # not up yet, no requests yet, or already gone
             self.last = ProgressSnapshot(
                 elapsed_s=time.monotonic() - self._started,
                 requests=int(reqs),
                 error_rate=float(failed),
-                vus=int(vus),
+                vus=int(status.get("vus", 0)),
+                vus_max=int(status.get("vus-max", 0)),
             )
             self._on_snapshot(self.last)

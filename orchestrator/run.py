@@ -157,7 +157,7 @@ def _progress_printer(echo: Echo, total_s: float | None) -> Callable[[ProgressSn
         of_total = f"/{total_s:.0f}s" if total_s else "s"
         echo(
             f"  {snap.elapsed_s:5.0f}{of_total}  {snap.requests:>9,} requests  "
-            f"errors {snap.error_rate:6.2%}  VUs {snap.vus}"
+            f"errors {snap.error_rate:6.2%}  VUs {snap.vus} active/{snap.vus_max}"
         )
 
     return show

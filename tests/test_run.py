@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -26,6 +27,8 @@ def test_run_writes_a_complete_run_folder(project: Callable[..., Path]) -> None:
     config = project()
     result = CliRunner().invoke(main, ["run", "linkedin-scrape", "--config", str(config)])
     assert result.exit_code == 0, result.output
+    # live progress from k6's REST API: elapsed/total, requests so far, error rate, VUs
+    assert re.search(r"\d+/2s +\d+ requests +errors +0\.00% +VUs \d+ active/\d+", result.output)
     (run_dir,) = run_dirs(config)
     assert run_dir.name.endswith("_linkedin-scrape_local")
     assert (run_dir / "script" / "linkedin-scrape.js").is_file()
