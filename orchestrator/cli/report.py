@@ -99,15 +99,17 @@ def report_command(
     result = build_report(run_dir)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
-    if result.thresholds_ok is None:
-        verdict = "no thresholds judged"
-    elif result.thresholds_ok:
-        verdict = "thresholds passed"
-    else:
-        verdict = f"{result.thresholds_failed} threshold(s) crossed"
+    verdict = _verdict(result.thresholds_ok, result.thresholds_failed)
     click.echo(f"{verdict}; report: {result.report_path}")
     if fail_on_thresholds and result.thresholds_ok is False:
         sys.exit(int(ExitCode.THRESHOLDS))
+
+
+def _verdict(thresholds_ok: bool | None, failed: int) -> str:
+    """One phrase for the threshold verdict."""
+    if thresholds_ok is None:
+        return "no thresholds judged"
+    return "thresholds passed" if thresholds_ok else f"{failed} threshold(s) crossed"
 
 
 def _merge(
@@ -126,12 +128,7 @@ def _merge(
         raise ConfigError("give the runners' folders to merge: orch report --merge DIR DIR ...")
     results_dir = _default_results_dir(config_file) if out_dir is None else None
     result = merge_runs(list(inputs), out_dir=out_dir, results_dir=results_dir)
-    if result.thresholds_ok is None:
-        verdict = "no thresholds judged"
-    elif result.thresholds_ok:
-        verdict = "thresholds passed"
-    else:
-        verdict = f"{result.thresholds_failed} threshold(s) crossed"
+    verdict = _verdict(result.thresholds_ok, result.thresholds_failed)
     click.echo(
         f"merged {result.points:,} points from {len(result.sources)} runners; {verdict}; "
         f"{result.outcome}; report: {result.report_path}",
