@@ -710,6 +710,9 @@ def start_sandbox(settings: SandboxSettings, *, log_path: Path | None = None) ->
             stdin=subprocess.DEVNULL,
             stdout=log or subprocess.DEVNULL,
             stderr=log or subprocess.PIPE,
+            # its own session: a terminal's Ctrl-C reaches orch, which stops k6 first and
+            # the sandbox after it (the sandbox also stops itself if orch dies)
+            start_new_session=True,
         )
     finally:
         if log is not None:

@@ -104,6 +104,8 @@ def _start_orch(
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, **(env or {})},
+        # a process group of its own, like a terminal's foreground job
+        start_new_session=True,
     )
 
 
@@ -124,7 +126,8 @@ def test_ctrl_c_stops_gracefully_and_marks_interrupted(project: Callable[..., Pa
     proc = _start_orch(config, "--profile", "long")
     try:
         run_dir = _wait_for_progress(config)
-        proc.send_signal(signal.SIGINT)
+        # Ctrl-C in a terminal: SIGINT to the whole foreground process group
+        os.killpg(proc.pid, signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -137,6 +140,9 @@ def test_ctrl_c_stops_gracefully_and_marks_interrupted(project: Callable[..., Pa
     # k6 stopped gracefully: it wrote its summary and its raw output is kept
     assert (run_dir / "summary.json").is_file()
     assert (run_dir / manifest["files"]["raw"]).is_file()
+    # the sandbox outlived k6 (it is not in the terminal's group): no request failed
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["metrics"]["http_req_failed"]["value"] == 0
 
 
 def test_sigterm_is_an_interrupt_too(project: Callable[..., Path]) -> None:
