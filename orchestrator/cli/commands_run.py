@@ -160,17 +160,17 @@ def run(
 
         orch run linkedin-scrape --env staging --profile load
     """
+    from orchestrator.baseline import conclude_run, resolve_baseline_file
     from orchestrator.config import resolve_run
     from orchestrator.guard import guard_run, refuse_production_kind
     from orchestrator.run import execute_run, select_runner
 
     config = load_project(config_file)
     chosen_env = env_name or config.defaults.environment
+    # production is refused before anything else, even before its variables are read
     refuse_production_kind(chosen_env, config.environment(chosen_env).kind, "run a load test")
     resolved = resolve_run(config, scenario, env_name, profile)
     guard_run(config, resolved, "run a load test")
-    from orchestrator.baseline import conclude_run, resolve_baseline_file
-
     against_baseline = against_baseline or baseline_file is not None
     baseline = (
         resolve_baseline_file(
