@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import socket
 import sys
 import threading
@@ -37,7 +36,13 @@ from orchestrator.paths_docker import (
     bind_spec,
     plan_network,
 )
-from orchestrator.runner import STOP_GRACE_SECONDS, K6Invocation, K6Outcome, LineSink
+from orchestrator.runner import (
+    STOP_GRACE_SECONDS,
+    K6Invocation,
+    K6Outcome,
+    LineSink,
+    ignoring_sigint,
+)
 
 DEFAULT_IMAGE = "grafana/k6:1.1.0"
 LABEL_MANAGED = "orch.managed"
@@ -351,7 +356,7 @@ class DockerRunner:
                     raise KeyboardInterrupt
         except KeyboardInterrupt:
             interrupted = True
-            with _IgnoringSigint():
+            with ignoring_sigint():
                 _stop_container(container)
         pump.join(timeout=5)
         status = _wait_status(container)
@@ -543,16 +548,3 @@ def _short(exc: BaseException) -> str:
     """One line of an exception's message."""
     text = str(exc).strip().splitlines()
     return text[0][:300] if text else type(exc).__name__
-
-
-class _IgnoringSigint:
-    """Ignore further Ctrl-C while the container shuts down (main thread only)."""
-
-    def __enter__(self) -> None:
-        self._previous: Any = None
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)

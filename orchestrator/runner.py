@@ -8,12 +8,13 @@ SIGINT first, then a kill after a grace period.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -144,7 +145,7 @@ def _pump_lines(proc: subprocess.Popen[str], on_line: LineSink) -> None:
 def _stop_gracefully(proc: subprocess.Popen[str]) -> None:
     """SIGINT k6 so it writes its summary; kill it if it does not end in time."""
     deadline = time.monotonic() + STOP_GRACE_SECONDS
-    with _ignoring_sigint():
+    with ignoring_sigint():
         try:
             proc.send_signal(signal.SIGINT)
         except ProcessLookupError:
@@ -156,11 +157,17 @@ def _stop_gracefully(proc: subprocess.Popen[str]) -> None:
             proc.wait()
 
 
-class _ignoring_sigint:  # lower-case: used like a function, as a context manager
-    """Ignore further Ctrl-C while k6 shuts down, so a second press does not orphan it."""
+@contextlib.contextmanager
+def ignoring_sigint() -> Iterator[None]:
+    """Ignore further Ctrl-C while k6 shuts down, so a second press does not orphan it.
 
-    def __enter__(self) -> None:
-        self._previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    def __exit__(self, *exc: object) -> None:
-        signal.signal(signal.SIGINT, self._previous)
+    Only the main thread may change signal handlers; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
