@@ -406,17 +406,13 @@ def execute_k8s_run(
 ) -> K8sResult:
     """Generate the manifests; with ``dry_run`` write them and return the commands, else
     apply them on the current (non-production) context, wait, collect and merge."""
-    from orchestrator.render import render_script
-    from orchestrator.run import new_manifest
+    from orchestrator.run import new_manifest, prepare_run
     from orchestrator.rundir import (
         CONFIG_FILE,
         SCRIPT_DIR,
-        create_run_dir,
         iso,
         utc_now,
-        write_json,
     )
-    from orchestrator.users import USERS_FILE, users_for_run
 
     context: ClusterContext | None = None
     if not dry_run:
@@ -429,10 +425,8 @@ def execute_k8s_run(
                 "the cluster reaches"
             )
     settings = K8sSettings.from_env(run.environment.docker_image)
-    test_users = users_for_run(config.root / USERS_FILE, run.environment_name)
-    run_dir = create_run_dir(config.results_dir, run.scenario_name, run.environment_name)
-    rendered = render_script(config, run, run_dir / SCRIPT_DIR)
-    write_json(run_dir / CONFIG_FILE, run.public_summary())
+    prepared = prepare_run(config, run)
+    run_dir, rendered, test_users = prepared.run_dir, prepared.rendered, prepared.test_users
     name = testrun_name(run_dir)
     secret_values = dict(run.secret_env)
     if test_users:

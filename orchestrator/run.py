@@ -26,7 +26,7 @@ from orchestrator.progress import (
     free_loopback_port,
     planned_seconds,
 )
-from orchestrator.render import BASE_URL_VAR, N8N_BASE_URL_VAR, render_script
+from orchestrator.render import BASE_URL_VAR, N8N_BASE_URL_VAR, RenderedScript, render_script
 from orchestrator.rundir import (
     CONFIG_FILE,
     LOG_FILE,
@@ -37,7 +37,7 @@ from orchestrator.rundir import (
     utc_now,
     write_json,
 )
-from orchestrator.runner import K6Invocation, K6Outcome, K6Runner
+from orchestrator.runner import K6Invocation, K6Outcome, K6Runner, LineSink
 from orchestrator.secrets import Redactor
 
 Echo = Callable[[str], None]
@@ -163,6 +163,95 @@ def _progress_printer(echo: Echo, total_s: float | None) -> Callable[[ProgressSn
     return show
 
 
+@dataclass(frozen=True)
+class PreparedRun:
+    """A new run folder with its script and configuration, and what k6 will be given."""
+
+    run_dir: Path
+    rendered: RenderedScript
+    test_users: list[dict[str, str]]
+    redact: Redactor  # hides secret values and test-user passwords
+
+    def k6_env(self, run: ResolvedRun) -> dict[str, str]:
+        """The variables k6 sees: targets, the run id, test users and secrets."""
+        return {
+            BASE_URL_VAR: run.base_url,
+            N8N_BASE_URL_VAR: run.n8n_base_url,
+            "ORCH_RUN_ID": self.run_dir.name,
+            **({"ORCH_TEST_USERS": json.dumps(self.test_users)} if self.test_users else {}),
+            **run.secret_env,
+        }
+
+    def users_note(self, run: ResolvedRun) -> str | None:
+        """What run.json says about test users, or None without any."""
+        if not self.test_users:
+            return None
+        count = len(self.test_users)
+        vus = max_vus(run.profile.k6_options())
+        share = f"; {vus} VUs share them, wrapping round" if vus and vus > count else ""
+        return f"{count} test users, one per VU{share}"
+
+
+def prepare_run(config: OrchConfig, run: ResolvedRun) -> PreparedRun:
+    """Create the run folder, render the script into it and write the resolved config.
+
+    A folder whose script could not be rendered is removed again: it would hold nothing.
+    """
+    from orchestrator.users import USERS_FILE, users_for_run
+
+    test_users = users_for_run(config.root / USERS_FILE, run.environment_name)
+    run_dir = create_run_dir(config.results_dir, run.scenario_name, run.environment_name)
+    try:
+        rendered = render_script(config, run, run_dir / SCRIPT_DIR)
+    except OrchError:
+        _remove_empty_run_dir(run_dir)
+        raise
+    write_json(run_dir / CONFIG_FILE, run.public_summary())
+    redact = Redactor([*run.secret_env.values(), *(u["password"] for u in test_users)])
+    return PreparedRun(run_dir, rendered, test_users, redact)
+
+
+def record_outcome(manifest: RunManifest, outcome: K6Outcome, redact: Redactor) -> ExitCode:
+    """Write how k6 ended into the manifest (not yet saved); return orch's exit code."""
+    name, code = classify(outcome)
+    manifest.command = [redact(part) for part in outcome.command]
+    manifest.k6_exit_code = outcome.exit_code
+    manifest.k6_signal = outcome.killed_by_signal
+    manifest.outcome = name
+    manifest.exit_code = int(code)
+    return code
+
+
+def log_lines(log: TextIO, redact: Redactor, echo: Echo, label: str = "k6") -> LineSink:
+    """A sink for k6's output: every line (redacted) to the log, errors also to ``echo``."""
+
+    def on_line(line: str) -> None:
+        clean = redact(line)
+        log.write(clean + "\n")
+        log.flush()
+        if "level=error" in clean or "level=warning" in clean:
+            echo(f"  {label}: {clean}")
+
+    return on_line
+
+
+def compact_raw(run_dir: Path, manifest: RunManifest, echo: Echo) -> Path | None:
+    """Compact k6's raw CSV (see ``ingest.finalize_raw``); on any failure keep the CSV,
+    note why, and return None."""
+    try:
+        from orchestrator.ingest import finalize_raw
+
+        raw = finalize_raw(run_dir)
+    except Exception as exc:  # any failure here must keep the CSV and the run folder
+        note = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        manifest.notes.append(f"raw output left as written: {note}")
+        echo(f"warning: raw output left as written: {note}")
+        return None
+    if raw is not None:
+        manifest.files["raw"] = raw.name
+    return raw
+
+
 def execute_run(
     config: OrchConfig,
     run: ResolvedRun,
@@ -172,46 +261,29 @@ def execute_run(
     make_report: bool = True,
 ) -> RunResult:
     """Run ``run`` with ``runner`` into a new run folder and return how it ended."""
-    from orchestrator.users import USERS_FILE, users_for_run
-
-    test_users = users_for_run(config.root / USERS_FILE, run.environment_name)
-    run_dir = create_run_dir(config.results_dir, run.scenario_name, run.environment_name)
-    redact = Redactor([*run.secret_env.values(), *(u["password"] for u in test_users)])
-    try:
-        rendered = render_script(config, run, run_dir / SCRIPT_DIR)
-    except OrchError:
-        _remove_empty_run_dir(run_dir)
-        raise
-    write_json(run_dir / CONFIG_FILE, run.public_summary())
+    prepared = prepare_run(config, run)
+    run_dir = prepared.run_dir
     manifest = new_manifest(
         run,
         runner=runner.name,
         k6_version=runner.version(),
         files={
-            "script": f"{SCRIPT_DIR}/{rendered.script_name}",
+            "script": f"{SCRIPT_DIR}/{prepared.rendered.script_name}",
             "config": CONFIG_FILE,
             "log": LOG_FILE,
             "summary": "summary.json",
             "raw": "raw.csv",
         },
     )
-    if test_users:
-        vus = max_vus(run.profile.k6_options())
-        share = f"; {vus} VUs share them, wrapping round" if vus and vus > len(test_users) else ""
-        manifest.notes.append(f"{len(test_users)} test users, one per VU{share}")
+    if note := prepared.users_note(run):
+        manifest.notes.append(note)
     manifest.save(run_dir)
     echo(f"run folder: {run_dir}")
     invocation = K6Invocation(
-        script_dir=rendered.directory,
-        script_name=rendered.script_name,
+        script_dir=prepared.rendered.directory,
+        script_name=prepared.rendered.script_name,
         run_dir=run_dir,
-        env={
-            BASE_URL_VAR: run.base_url,
-            N8N_BASE_URL_VAR: run.n8n_base_url,
-            "ORCH_RUN_ID": run_dir.name,
-            **({"ORCH_TEST_USERS": json.dumps(test_users)} if test_users else {}),
-            **run.secret_env,
-        },
+        env=prepared.k6_env(run),
         api_address=f"127.0.0.1:{free_loopback_port()}",
     )
     started = time.monotonic()
@@ -223,7 +295,9 @@ def execute_run(
         ):
             try:
                 with target_for(run, run_dir, echo):
-                    outcome = _run_k6(runner, invocation, run, log, redact, echo)
+                    outcome = _run_k6(
+                        runner, invocation, run, log_lines(log, prepared.redact, echo), echo
+                    )
             except KeyboardInterrupt:
                 outcome = K6Outcome(exit_code=None, interrupted=True)
     finally:
@@ -233,35 +307,17 @@ def execute_run(
             manifest.outcome = "k6_error"
             manifest.notes.append("k6 did not run to completion; see k6.log")
             manifest.save(run_dir)
-    name, code = classify(outcome)
-    manifest.command = [redact(part) for part in outcome.command]
-    manifest.k6_exit_code = outcome.exit_code
-    manifest.k6_signal = outcome.killed_by_signal
-    manifest.outcome = name
-    manifest.exit_code = int(code)
+    code = record_outcome(manifest, outcome, prepared.redact)
     manifest.save(run_dir)
 
     report_path = _finish_outputs(run_dir, manifest, echo, make_report)
-    return RunResult(run_dir, name, code, outcome.exit_code, report_path)
+    return RunResult(run_dir, manifest.outcome, code, outcome.exit_code, report_path)
 
 
 def _run_k6(
-    runner: K6Runner,
-    invocation: K6Invocation,
-    run: ResolvedRun,
-    log: TextIO,
-    redact: Redactor,
-    echo: Echo,
+    runner: K6Runner, invocation: K6Invocation, run: ResolvedRun, on_line: LineSink, echo: Echo
 ) -> K6Outcome:
-    """Run k6 with live progress, writing each (redacted) line to the log."""
-
-    def on_line(line: str) -> None:
-        clean = redact(line)
-        log.write(clean + "\n")
-        log.flush()
-        if "level=error" in clean or "level=warning" in clean:
-            echo(f"  k6: {clean}")
-
+    """Run k6 with live progress, its output going to ``on_line``."""
     total = planned_seconds(run.profile.k6_options())
     printer = _progress_printer(echo, total)
     assert invocation.api_address is not None
@@ -277,16 +333,7 @@ def _finish_outputs(
     run_dir: Path, manifest: RunManifest, echo: Echo, make_report: bool
 ) -> Path | None:
     """Compact the raw output and build the report; a failure here loses no file."""
-    try:
-        from orchestrator.ingest import finalize_raw
-
-        raw = finalize_raw(run_dir)
-        if raw is not None:
-            manifest.files["raw"] = raw.name
-    except Exception as exc:  # any failure here must keep the CSV and the run folder
-        note = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-        manifest.notes.append(f"raw output left as written: {note}")
-        echo(f"warning: raw output left as written: {note}")
+    compact_raw(run_dir, manifest, echo)
     manifest.save(run_dir)
     if not make_report:
         return None

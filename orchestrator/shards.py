@@ -24,11 +24,13 @@ from typing import TextIO
 from orchestrator.config import OrchConfig, ResolvedRun
 from orchestrator.errors import ConfigError, ExitCode, OrchError
 from orchestrator.progress import ProgressMonitor, ProgressSnapshot, free_loopback_port
-from orchestrator.render import BASE_URL_VAR, N8N_BASE_URL_VAR, render_script
 from orchestrator.run import (
     RunResult,
-    classify,
+    compact_raw,
+    log_lines,
     new_manifest,
+    prepare_run,
+    record_outcome,
     sigterm_as_interrupt,
     target_for,
 )
@@ -37,10 +39,8 @@ from orchestrator.rundir import (
     LOG_FILE,
     SCRIPT_DIR,
     RunManifest,
-    create_run_dir,
     iso,
     utc_now,
-    write_json,
 )
 from orchestrator.runner import STOP_GRACE_SECONDS, K6Invocation, K6Outcome, K6Runner
 from orchestrator.secrets import Redactor
@@ -94,8 +94,6 @@ def execute_sharded_run(
     first, else the thresholds recomputed over every shard's points (99 when one crossed).
     The report is always built: the verdict is recomputed by it.
     """
-    from orchestrator.users import USERS_FILE, users_for_run
-
     if not 1 <= shards <= MAX_SHARDS:
         raise ConfigError(f"--shards must be between 1 and {MAX_SHARDS}, not {shards}")
     if runner.name != "native":
@@ -103,11 +101,8 @@ def execute_sharded_run(
             "--shards runs k6 processes on this machine; use --runner native (or auto with k6 "
             "installed), or --runner k8s --parallelism N for a cluster"
         )
-    test_users = users_for_run(config.root / USERS_FILE, run.environment_name)
-    run_dir = create_run_dir(config.results_dir, run.scenario_name, run.environment_name)
-    redact = Redactor([*run.secret_env.values(), *(u["password"] for u in test_users)])
-    rendered = render_script(config, run, run_dir / SCRIPT_DIR)
-    write_json(run_dir / CONFIG_FILE, run.public_summary())
+    prepared = prepare_run(config, run)
+    run_dir, rendered, redact = prepared.run_dir, prepared.rendered, prepared.redact
     started_at = iso(utc_now())
     manifest = new_manifest(
         run,
@@ -124,15 +119,11 @@ def execute_sharded_run(
         f"{shards} k6 processes with execution segments as the k6-operator gives its runners; "
         f"each wrote into {SHARDS_DIR}/<i>/, merged here"
     )
+    if note := prepared.users_note(run):
+        manifest.notes.append(f"{note} (in each shard: VU numbers start at 1 in every shard)")
     manifest.save(run_dir)
     echo(f"run folder: {run_dir}")
-    env = {
-        BASE_URL_VAR: run.base_url,
-        N8N_BASE_URL_VAR: run.n8n_base_url,
-        "ORCH_RUN_ID": run_dir.name,
-        **({"ORCH_TEST_USERS": json.dumps(test_users)} if test_users else {}),
-        **run.secret_env,
-    }
+    env = prepared.k6_env(run)
     items: list[_Shard] = []
     for index in range(1, shards + 1):
         shard_dir = run_dir / SHARDS_DIR / str(index)
@@ -182,17 +173,13 @@ def execute_sharded_run(
                     outcome.exit_code, True, outcome.killed_by_signal, outcome.command
                 )
             item.outcome = outcome
-            name, code = classify(outcome)
+            record_outcome(item.manifest, outcome, redact)
             if item.error is not None:
-                name, code = "k6_error", item.error.exit_code
+                item.manifest.outcome = "k6_error"
+                item.manifest.exit_code = int(item.error.exit_code)
                 item.manifest.notes.append(f"k6 did not start: {item.error.message}")
             item.manifest.ended_at = iso(utc_now())
             item.manifest.duration_s = round(time.monotonic() - started, 3)
-            item.manifest.command = [redact(part) for part in outcome.command]
-            item.manifest.k6_exit_code = outcome.exit_code
-            item.manifest.k6_signal = outcome.killed_by_signal
-            item.manifest.outcome = name
-            item.manifest.exit_code = int(code)
             item.manifest.save(item.run_dir)
         manifest.ended_at = iso(utc_now())
         manifest.duration_s = round(time.monotonic() - started, 3)
@@ -243,15 +230,10 @@ def _run_all(runner: K6Runner, items: list[_Shard], redact: Redactor, echo: Echo
         return store
 
     def work(item: _Shard, log: TextIO) -> None:
-        def on_line(line: str) -> None:
-            clean = redact(line)
-            log.write(clean + "\n")
-            log.flush()
-            if "level=error" in clean or "level=warning" in clean:
-                echo(f"  k6[{item.index}]: {clean}")
-
         try:
-            item.outcome = runner.run(item.invocation, on_line)
+            item.outcome = runner.run(
+                item.invocation, log_lines(log, redact, echo, f"k6[{item.index}]")
+            )
         except OrchError as exc:
             item.error = exc
 
@@ -303,20 +285,13 @@ def _merge_shards(
     echo: Echo,
 ) -> RunResult:
     """Compact each shard's raw output, merge them, and judge the whole run once."""
-    from orchestrator.ingest import finalize_raw
     from orchestrator.merge import MergeSource, combined_outcome, judge_merged, merge_into
 
     sources: list[MergeSource] = []
     for item in items:
-        try:
-            raw = finalize_raw(item.run_dir)
-            item.manifest.files["raw"] = raw.name
-            item.manifest.save(item.run_dir)
-        except Exception as exc:  # keep the CSV; the merge reads it too
-            note = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-            item.manifest.notes.append(f"raw output left as written: {note}")
-            item.manifest.save(item.run_dir)
-            raw = item.run_dir / "raw.csv"
+        # the merge reads a CSV left as written too
+        raw = compact_raw(item.run_dir, item.manifest, echo) or item.run_dir / "raw.csv"
+        item.manifest.save(item.run_dir)
         if raw.is_file() and raw.stat().st_size > 0:
             summary = item.run_dir / "summary.json"
             sources.append(
