@@ -127,6 +127,29 @@ class Environment(_Strict):
         default_factory=dict, description="per-scenario overrides, merged over the scenario"
     )
 
+    @field_validator("sandbox")
+    @classmethod
+    def _sandbox_settings(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Check the sandbox's settings when the file is read, not when a run starts."""
+        if value is None:
+            return value
+        from orchestrator.sandbox import SandboxSettings
+
+        try:
+            SandboxSettings.model_validate(value)
+        except ValidationError as exc:
+            problems = [
+                f"{'.'.join(str(p) for p in e['loc'])}: "
+                + (
+                    "unknown key (check its spelling)"
+                    if e["type"] == "extra_forbidden"
+                    else str(e["msg"]).removeprefix("Value error, ")
+                )
+                for e in exc.errors()
+            ]
+            raise ValueError("; ".join(problems)) from None
+        return value
+
     @field_validator("secrets")
     @classmethod
     def _secret_names(cls, value: dict[str, str]) -> dict[str, str]:

@@ -200,3 +200,10 @@ def test_python_dash_m_works() -> None:
     done = orch("--version")
     assert done.returncode == 0
     assert "orch" in done.stdout
+
+
+def test_sandbox_typo_is_caught_when_the_config_is_read(project: Callable[..., Path]) -> None:
+    config = project()
+    config.write_text(config.read_text().replace("latency_ms_p95: 3", "latency_ms_p59: 3", 1))
+    done = orch("render", "linkedin-scrape", "--config", str(config))
+    assert_clean_error(done, ExitCode.CONFIG, "environments.local.sandbox", "latency_ms_p59")
