@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from orchestrator.db.settings import DatabaseSettings
 from orchestrator.endpoints import DEFAULT_ENRICHMENT_CANDIDATES, check_vars, parse_endpoint
 from orchestrator.errors import ConfigError
 from orchestrator.guard import ProductionHosts, production_hosts
@@ -246,7 +247,7 @@ class OrchConfig(_Strict):
     defaults: Defaults = Field(default_factory=Defaults)
     environments: dict[str, Environment]
     scenarios: dict[str, Scenario]
-    database: dict[str, Any] | None = None
+    database: DatabaseSettings = Field(default_factory=lambda: DatabaseSettings())
     claude_tiers: dict[str, ClaudeTier] = Field(default_factory=dict)
     verify: VerifySettings = Field(default_factory=VerifySettings)
     production: ProductionDeclaration = Field(default_factory=ProductionDeclaration)

@@ -149,10 +149,9 @@ def _database_check(config: OrchConfig, name: str) -> Check:
     try:
         from orchestrator.db.connection import connect, redact_url
         from orchestrator.db.migrations import pending_migrations
-        from orchestrator.db.settings import DatabaseSettings
 
         url = expand_env_refs(env.database_url, "database_url")
-        settings = DatabaseSettings.model_validate(config.database or {})
+        settings = config.database
         with connect(url) as conn:
             pending = pending_migrations(conn, config.root / settings.migrations_dir)
     except OrchError as exc:

@@ -207,3 +207,9 @@ def test_sandbox_typo_is_caught_when_the_config_is_read(project: Callable[..., P
     config.write_text(config.read_text().replace("latency_ms_p95: 3", "latency_ms_p59: 3", 1))
     done = orch("render", "linkedin-scrape", "--config", str(config))
     assert_clean_error(done, ExitCode.CONFIG, "environments.local.sandbox", "latency_ms_p59")
+
+
+def test_database_typo_is_caught_when_the_config_is_read(project: Callable[..., Path]) -> None:
+    config = project(extra_yaml="database:\n  tabels: [prospects]\n")
+    done = orch("render", "linkedin-scrape", "--config", str(config))
+    assert_clean_error(done, ExitCode.CONFIG, "database.tabels: unknown key")

@@ -32,29 +32,12 @@ class Target:
     config: Any = None  # the loaded OrchConfig, when there is a config file
 
 
-def database_settings(raw: dict[str, Any] | None, source: str) -> DatabaseSettings:
-    from pydantic import ValidationError
-
-    from orchestrator.db.settings import DatabaseSettings
-
-    try:
-        return DatabaseSettings.model_validate(raw or {})
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            where = ".".join(str(part) for part in ("database", *error["loc"]))
-            message = error["msg"].removeprefix("Value error, ")
-            if error["type"] == "extra_forbidden":
-                message = "unknown key (check its spelling)"
-            problems.append(f"{source}: {where}: {message}")
-        raise ConfigError("; ".join(problems)) from None
-
-
 def resolve_target(config_file: str | None, env_name: str | None, database_url: str | None,
                    migrations_dir: Path | None) -> Target:
     """Find the database URL and settings for this command (starting the embedded server
     for a local environment without a URL)."""
     from orchestrator.config import config_path, expand_env_refs, load_config
+    from orchestrator.db.settings import DatabaseSettings
     from orchestrator.paths import PROJECT_ROOT
 
     config = None
@@ -64,8 +47,7 @@ def resolve_target(config_file: str | None, env_name: str | None, database_url: 
 
         load_dotenv(config.root / ".env")
     root = config.root if config is not None else PROJECT_ROOT
-    settings = database_settings(config.database if config else None,
-                         str(config.source) if config else "orch.yaml")
+    settings = config.database if config is not None else DatabaseSettings()
     name = env_name or (config.defaults.environment if config else "local")
     folder = migrations_dir or root / settings.migrations_dir
     url = database_url
