@@ -139,16 +139,7 @@ class Environment(_Strict):
         try:
             SandboxSettings.model_validate(value)
         except ValidationError as exc:
-            problems = [
-                f"{'.'.join(str(p) for p in e['loc'])}: "
-                + (
-                    "unknown key (check its spelling)"
-                    if e["type"] == "extra_forbidden"
-                    else str(e["msg"]).removeprefix("Value error, ")
-                )
-                for e in exc.errors()
-            ]
-            raise ValueError("; ".join(problems)) from None
+            raise ValueError("; ".join(f"{p}: {m}" for p, m in problems(exc))) from None
         return value
 
     @field_validator("secrets")
@@ -281,13 +272,21 @@ class OrchConfig(_Strict):
                 f"defaults.environment {self.defaults.environment!r} is not a declared "
                 f"environment ({', '.join(self.environments)})"
             )
+        found: list[str] = []
         for env_name, env in self.environments.items():
-            for scenario_name in env.scenarios:
+            for scenario_name, override in env.scenarios.items():
+                where = f"environments.{env_name}.scenarios.{scenario_name}"
                 if scenario_name not in self.scenarios:
-                    raise ValueError(
-                        f"environments.{env_name}.scenarios.{scenario_name}: no such scenario "
-                        f"(declared: {', '.join(self.scenarios)})"
+                    found.append(
+                        f"{where}: no such scenario (declared: {', '.join(self.scenarios)})"
                     )
+                    continue
+                try:
+                    merged_scenario(self.scenarios[scenario_name], override)
+                except ValidationError as exc:
+                    found += [f"{path}: {message}" for path, message in problems(exc, where)]
+        if found:
+            raise ValueError("\n  ".join(found))
         return self
 
     def production_hosts(self) -> ProductionHosts:
@@ -406,18 +405,26 @@ def load_config(path: str | Path | None = None) -> OrchConfig:
     return config
 
 
-def _format_validation_error(source: Path, exc: ValidationError) -> str:
-    """One `file: key.path: problem` line per error."""
-    lines = []
+def problems(exc: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
+    """(key path, what is wrong) for each of pydantic's errors, in plain words."""
+    found = []
     for error in exc.errors():
-        path = ".".join(str(part) for part in error["loc"])
-        message = error["msg"]
+        path = ".".join([p for p in [prefix] if p] + [str(part) for part in error["loc"]])
+        message = str(error["msg"]).removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key (check its spelling)"
         elif error["type"] == "missing":
             message = "required key is missing"
-        message = message.removeprefix("Value error, ")
-        lines.append(f"{source}: {path or '(top level)'}: {message}")
+        found.append((path, message))
+    return found
+
+
+def _format_validation_error(source: Path, exc: ValidationError) -> str:
+    """One `file: key.path: problem` line per error."""
+    lines = []
+    for path, message in problems(exc):
+        # model-level checks name their own key path in the message
+        lines.append(f"{source}: {path}: {message}" if path else f"{source}: {message}")
     count = len(lines)
     head = (
         f"{count} problem{'s' if count > 1 else ''} in the configuration:\n  " if count > 1 else ""
@@ -454,6 +461,12 @@ def _expand_vars(values: dict[str, Any], where: str) -> dict[str, Any]:
     }
 
 
+def merged_scenario(base: Scenario, override: dict[str, Any]) -> Scenario:
+    """A scenario with an environment's override merged over it (ValidationError if the
+    result is not a valid scenario)."""
+    return Scenario.model_validate(_deep_merge(base.model_dump(exclude_defaults=False), override))
+
+
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in override.items():
@@ -483,18 +496,8 @@ def resolve_run(
     base_scenario = config.scenario(scenario_name)
     override = environment.scenarios.get(scenario_name)
     scenario = base_scenario
-    if override:
-        merged = _deep_merge(base_scenario.model_dump(exclude_defaults=False), override)
-        try:
-            scenario = Scenario.model_validate(merged)
-        except ValidationError as exc:
-            prefix = f"environments.{env_name}.scenarios.{scenario_name}"
-            lines = [
-                f"{config.source}: {prefix}.{'.'.join(str(p) for p in e['loc'])}: "
-                f"{e['msg'].removeprefix('Value error, ')}"
-                for e in exc.errors()
-            ]
-            raise ConfigError("\n  ".join(lines)) from None
+    if override:  # validated with the config
+        scenario = merged_scenario(base_scenario, override)
     chosen = profile_name or scenario.default_profile
     if chosen not in scenario.profiles:
         raise ConfigError(

@@ -213,3 +213,23 @@ def test_database_typo_is_caught_when_the_config_is_read(project: Callable[..., 
     config = project(extra_yaml="database:\n  tabels: [prospects]\n")
     done = orch("render", "linkedin-scrape", "--config", str(config))
     assert_clean_error(done, ExitCode.CONFIG, "database.tabels: unknown key")
+
+
+def test_override_typo_in_an_unused_environment_is_caught(project: Callable[..., Path]) -> None:
+    """An environment's per-scenario override is checked on load, even when another
+    environment is the one being run."""
+    config = project()
+    config.write_text(
+        config.read_text().replace(
+            "    secrets:\n      WEBHOOK_SECRET: ORCH_TEST_STAGING_SECRET\n",
+            "    secrets:\n      WEBHOOK_SECRET: ORCH_TEST_STAGING_SECRET\n"
+            "    scenarios:\n      linkedin-scrape:\n        varz: {webhook_id: x}\n",
+            1,
+        )
+    )
+    done = orch("render", "linkedin-scrape", "--config", str(config))
+    assert_clean_error(
+        done,
+        ExitCode.CONFIG,
+        "environments.staging.scenarios.linkedin-scrape.varz: unknown key",
+    )
