@@ -21,7 +21,7 @@ def diagnose(
     config_file: str | None, *, k6_path: str | None = None, clean_containers: bool = False
 ) -> Diagnosis:
     """Check k6, Docker, the config and each environment's variables."""
-    from orchestrator.config import config_path, load_config
+    from orchestrator.config import DEFAULT_DOCKER_IMAGE, config_path, load_config
     from orchestrator.environments import required_variables
     from orchestrator.k6bin import INSTALL_HINT, find_k6
 
@@ -40,9 +40,7 @@ def diagnose(
     except OrchError as exc:
         found.sections["k6"] = [exc.message]
 
-    docker_lines, docker_ok, image = _docker_section(config_file, clean_containers)
-    found.sections["docker"] = docker_lines
-
+    config = None
     config_ok = False
     try:
         config = load_config(config_file)
@@ -60,6 +58,14 @@ def diagnose(
         found.sections["config"] = [exc.message]
         found.missing.append(f"a valid config ({config_path(config_file)})")
 
+    image = (
+        config.environment(config.defaults.environment).docker_image
+        if config is not None
+        else DEFAULT_DOCKER_IMAGE
+    )
+    docker_lines, docker_ok = _docker_section(image, clean_containers)
+    found.sections["docker"] = docker_lines
+
     if native_ok:
         runner = "native (a usable k6 is installed)"
     elif docker_ok:
@@ -72,24 +78,16 @@ def diagnose(
     return found
 
 
-def _docker_section(config_file: str | None, clean: bool) -> tuple[list[str], bool, str]:
+def _docker_section(image: str, clean: bool) -> tuple[list[str], bool]:
     """Engine, image and leftovers; never fails, only reports."""
-    from orchestrator.config import DEFAULT_DOCKER_IMAGE, load_config
-
-    image = DEFAULT_DOCKER_IMAGE
-    try:
-        config = load_config(config_file)
-        image = config.environment(config.defaults.environment).docker_image
-    except OrchError:
-        pass
     try:
         from orchestrator import docker_runner
     except ImportError as exc:  # the docker SDK is missing
-        return [f"Docker SDK not importable: {exc}"], False, image
+        return [f"Docker SDK not importable: {exc}"], False
     lines: list[str] = []
     status = docker_runner.docker_status()
     if not status.reachable:
-        return [f"engine: not reachable ({status.error})"], False, image
+        return [f"engine: not reachable ({status.error})"], False
     lines.append(
         f"engine: reachable, version {status.version}"
         + (" (Docker Desktop)" if status.docker_desktop else "")
@@ -111,4 +109,4 @@ def _docker_section(config_file: str | None, clean: bool) -> tuple[list[str], bo
             f"leftover orch containers: {len(leftovers)} "
             f"(remove them with `orch doctor --clean-containers`)"
         )
-    return lines, usable, image
+    return lines, usable
