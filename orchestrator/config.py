@@ -16,9 +16,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from orchestrator.db.settings import DatabaseSettings
+from orchestrator.egress import Production, parse_place, production_of
 from orchestrator.endpoints import DEFAULT_ENRICHMENT_CANDIDATES, check_vars, parse_endpoint
 from orchestrator.errors import ConfigError
-from orchestrator.guard import ProductionHosts, production_hosts
 from orchestrator.paths import DEFAULT_CONFIG
 
 EnvironmentKind = Literal["local", "staging", "production"]
@@ -100,6 +100,57 @@ class Scenario(_Strict):
         return self
 
 
+def _check_places(values: list[str], what: str) -> list[str]:
+    """Hosts, URLs, IPs or CIDRs (``${VAR}`` values are checked when they are read)."""
+    for index, value in enumerate(values):
+        if "${" not in value:
+            try:
+                parse_place(value, f"[{index}]")
+            except ConfigError as exc:
+                raise ValueError(f"{what}{exc}") from None
+    return values
+
+
+class AllowList(_Strict):
+    """What an environment may reach besides the hosts of its own URLs."""
+
+    hosts: list[str] = Field(
+        default_factory=list, description="more host names (or URLs) this environment may reach"
+    )
+    networks: list[str] = Field(
+        default_factory=list, description="addresses or CIDRs it may reach (e.g. a CDN's range)"
+    )
+
+    @field_validator("hosts", "networks")
+    @classmethod
+    def _places(cls, value: list[str]) -> list[str]:
+        return _check_places(value, "")
+
+
+class ProductionN8N(_Strict):
+    """The production N8N, used with test workflows where no staging N8N exists."""
+
+    host: str = Field(description="the production N8N host, e.g. n8n.srv997159.hstgr.cloud")
+    webhook_paths: list[str] = Field(
+        min_length=1,
+        description="the exact webhook paths of the test workflows; {param} or :param matches "
+        "one path segment",
+    )
+    max_requests_per_second: float | None = Field(
+        default=None, gt=0, description="cap on the load sent to that host"
+    )
+
+    @field_validator("webhook_paths")
+    @classmethod
+    def _paths(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not path.startswith("/") or ".." in path or "//" in path or "*" in path:
+                raise ValueError(
+                    f"{path!r}: write an exact path starting with '/', without '..', '//' or '*'"
+                )
+        return value
+
+
 class Environment(_Strict):
     """A target environment: where traffic goes and which secrets it needs."""
 
@@ -127,6 +178,14 @@ class Environment(_Strict):
     scenarios: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per-scenario overrides, merged over the scenario"
     )
+    allow: AllowList = Field(default_factory=AllowList)
+    production_n8n: ProductionN8N | None = None
+
+    @model_validator(mode="after")
+    def _production_n8n_not_local(self) -> Environment:
+        if self.production_n8n is not None and self.kind != "staging":
+            raise ValueError("production_n8n: only a staging environment may use production N8N")
+        return self
 
     @field_validator("sandbox")
     @classmethod
@@ -153,10 +212,26 @@ class Environment(_Strict):
 
 
 class ProductionDeclaration(_Strict):
-    """Hosts and IP addresses that are production, wherever they appear."""
+    """What is production, wherever it appears (besides every production environment's URLs)."""
 
-    hosts: list[str] = Field(default_factory=list, description="host names, aliases included")
-    addresses: list[str] = Field(default_factory=list, description="IP addresses of production")
+    hosts: list[str] = Field(
+        default_factory=list, description="host names (aliases included) or URLs of production"
+    )
+    addresses: list[str] = Field(
+        default_factory=list, description="IP addresses or CIDRs of production"
+    )
+    shared_addresses: list[str] = Field(
+        default_factory=list,
+        description="addresses production shares with staging (a pooler, a CDN): names decide",
+    )
+    supabase_project_refs: list[str] = Field(
+        default_factory=list, description="production's Supabase project refs"
+    )
+
+    @field_validator("hosts", "addresses", "shared_addresses")
+    @classmethod
+    def _places(cls, value: list[str]) -> list[str]:
+        return _check_places(value, "")
 
 
 class TestUserSettings(_Strict):
@@ -289,9 +364,9 @@ class OrchConfig(_Strict):
             raise ValueError("\n  ".join(found))
         return self
 
-    def production_hosts(self) -> ProductionHosts:
-        """Every host and address this config declares as production."""
-        return production_hosts(self.environments, self.production.hosts, self.production.addresses)
+    def production_hosts(self) -> Production:
+        """Everything this config declares as production (``${VAR}`` read now)."""
+        return production_of(self)
 
     @model_validator(mode="after")
     def _scenario_vars(self) -> OrchConfig:
@@ -538,4 +613,6 @@ def resolve_run(
         thresholds=thresholds,
         secret_env=secret_env,
     )
-    return apply_claude_pacing(config, resolved)
+    from orchestrator.pacing import apply_production_n8n_cap
+
+    return apply_production_n8n_cap(apply_claude_pacing(config, resolved))

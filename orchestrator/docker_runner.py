@@ -238,7 +238,7 @@ class DockerRunner:
             bind_spec(invocation.run_dir.resolve(), RESULTS_MOUNT, read_only=False),
         ]
         user = _host_user()
-        environment = {**_forwarded_k6_env(), **plan.env}
+        environment = dict(plan.env)  # nothing of orch's own environment (no K6_* options)
         command = self._logged_command(plan, binds, user, environment, args)
         labels = {
             LABEL_MANAGED: "true",
@@ -499,11 +499,6 @@ def _host_user() -> str | None:
     if getuid is None or getgid is None:
         return None
     return f"{getuid()}:{getgid()}"
-
-
-def _forwarded_k6_env() -> dict[str, str]:
-    """The host's ``K6_*`` variables, which a native k6 would see too."""
-    return {name: value for name, value in os.environ.items() if name.startswith("K6_")}
 
 
 def _process_exists(pid: int) -> bool:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from orchestrator.errors import OrchError
+
+if TYPE_CHECKING:
+    from orchestrator.config import OrchConfig
 
 
 @dataclass
@@ -50,9 +54,12 @@ def diagnose(
             needed = [var for var, _ in required_variables(config, name)]
             absent = [v for v in needed if not os.environ.get(v)]
             state = "ready" if not absent else f"needs {', '.join(absent)}"
+            if env.kind == "production":
+                state = "refused by every command (kind production)"
             lines.append(f"environment {name} ({env.kind}): {state}")
             if absent and name == config.defaults.environment:
                 found.missing.append(f"environment variables for {name}: {', '.join(absent)}")
+        lines += _production_lines(config)
         found.sections["config"] = lines
     except OrchError as exc:
         found.sections["config"] = [exc.message]
@@ -76,6 +83,24 @@ def diagnose(
     found.sections["runner auto would choose"] = [runner]
     found.ready = config_ok and (native_ok or docker_ok) and not found.missing
     return found
+
+
+def _production_lines(config: OrchConfig) -> list[str]:
+    """What production is, or a loud warning that nothing protects against it."""
+    try:
+        production = config.production_hosts()
+    except OrchError as exc:
+        return [f"production: {exc.message}"]
+    if production.declared:
+        shown = sorted(production.names) + [str(n) for n in production.networks]
+        return [f"production (refused everywhere): {', '.join(shown)}"]
+    if any(env.kind != "local" for env in config.environments.values()):
+        return [
+            "WARNING: NO PRODUCTION IS DECLARED, so orch cannot tell it apart from staging: "
+            "declare it under production: or as an environment of kind production "
+            "(docs/staging.md)"
+        ]
+    return ["production: none declared (only local environments: loopback only)"]
 
 
 def _docker_section(image: str, clean: bool) -> tuple[list[str], bool]:

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import os
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.config import OrchConfig, env_refs, expand_env_refs
-from orchestrator.errors import OrchError
+from orchestrator.egress import EgressPolicy, pinned_conninfo
+from orchestrator.errors import ConfigError, OrchError, RefusedError
+from orchestrator.guard import guard_environment, refuse_production_kind
 from orchestrator.secrets import sandbox_provided_variable
 
+if TYPE_CHECKING:
+    from orchestrator.egress_http import CheckedClient
+
 OK, MISSING, UNREACHABLE, ON_DEMAND = "ok", "missing", "unreachable", "on demand"
+WARNING = "WARNING"
+ACTION = "check the environment"
 
 
 @dataclass(frozen=True)
@@ -27,7 +32,7 @@ class Check:
 
     @property
     def passed(self) -> bool:
-        return self.status in (OK, ON_DEMAND)
+        return self.status in (OK, ON_DEMAND, WARNING)
 
 
 def _strings(value: Any) -> list[str]:
@@ -59,26 +64,68 @@ def required_variables(config: OrchConfig, name: str) -> list[tuple[str, str]]:
     return list(needed.items())
 
 
-def http_reachable(url: str, timeout: float = 3.0) -> tuple[bool, str]:
-    """Whether anything answers HTTP at ``url`` (any status counts), and what it said."""
+def http_reachable(client: CheckedClient, url: str) -> tuple[bool, str]:
+    """Whether anything answers HTTP at ``url`` (any status counts; a redirect is not
+    followed), and what it said."""
+    import httpx
+
     started = time.perf_counter()
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            status = response.status
-    except urllib.error.HTTPError as exc:
-        status = exc.code
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return False, f"no answer ({reason})"
-    return True, f"HTTP {status} in {(time.perf_counter() - started) * 1000:.0f} ms"
+        response = client.get(url)
+    except httpx.HTTPError as exc:
+        return False, f"no answer ({exc})"
+    where = f", redirect to {response.headers.get('Location')} not followed" if (
+        response.is_redirect
+    ) else ""
+    elapsed = (time.perf_counter() - started) * 1000
+    return True, f"HTTP {response.status_code} in {elapsed:.0f} ms{where}"
+
+
+def egress_checks(config: OrchConfig, name: str, policy: EgressPolicy) -> list[Check]:
+    """The allow-list as it was resolved, and a loud warning when production is unknown."""
+    env = config.environment(name)
+    shown = policy.describe()
+    checks = [
+        Check(
+            "allow-list",
+            OK,
+            "loopback only"
+            if env.kind == "local"
+            else "hosts: " + (", ".join(shown["allowed_hosts"]) or "none")
+            + "; addresses: " + (", ".join(shown["allowed_networks"]) or "none resolved"),
+        )
+    ]
+    if policy.shared_n8n:
+        shared = policy.shared_n8n
+        cap = shared.max_requests_per_second
+        checks.append(
+            Check(
+                "production N8N",
+                WARNING,
+                f"{shared.host} is production, used with test workflows: only "
+                f"{', '.join(shared.paths)}" + (f", at most {cap:g} req/s" if cap else ""),
+            )
+        )
+    if env.kind != "local" and not policy.production.declared:
+        checks.append(
+            Check(
+                "production",
+                WARNING,
+                "NO PRODUCTION IS DECLARED: orch cannot tell production apart from this "
+                "environment; declare it under production: or as an environment of kind "
+                "production (docs/staging.md)",
+            )
+        )
+    return checks
 
 
 def check_environment(config: OrchConfig, name: str) -> list[Check]:
-    """Variables, API and N8N reachability, database reachability and migrations."""
-    from orchestrator.guard import guard_environment
+    """Variables, the allow-list, API and N8N reachability, database reachability and
+    migrations. Every connection goes through the environment's allow-list."""
+    from orchestrator.egress_http import http_client
 
     env = config.environment(name)
-    guard_environment(config, name, "check the environment")
+    refuse_production_kind(name, env.kind, ACTION)
     checks: list[Check] = []
     for var, purpose in required_variables(config, name):
         if os.environ.get(var):
@@ -92,6 +139,20 @@ def check_environment(config: OrchConfig, name: str) -> list[Check]:
                     f"export {var}=… or add it to a git-ignored .env",
                 )
             )
+    try:
+        policy = guard_environment(config, name, ACTION)
+    except ConfigError:
+        return checks  # a variable is missing: listed above, nothing can be reached yet
+    checks += egress_checks(config, name, policy)
+    with http_client(policy, ACTION, timeout=3.0) as client:
+        checks += _reachability(config, name, client)
+    checks.append(_database_check(config, name, policy))
+    return checks
+
+
+def _reachability(config: OrchConfig, name: str, client: CheckedClient) -> list[Check]:
+    env = config.environment(name)
+    checks: list[Check] = []
     for key, label in (("base_url", "API"), ("n8n_base_url", "N8N")):
         raw = getattr(env, key)
         if raw is None:
@@ -103,7 +164,7 @@ def check_environment(config: OrchConfig, name: str) -> list[Check]:
                 Check(label, MISSING, f"{key} needs an unset variable", "set the variable above")
             )
             continue
-        reachable, detail = http_reachable(url)
+        reachable, detail = http_reachable(client, url)
         if reachable:
             checks.append(Check(label, OK, f"{url}: {detail}"))
         elif env.kind == "local" and env.sandbox is not None:
@@ -124,11 +185,10 @@ def check_environment(config: OrchConfig, name: str) -> list[Check]:
                     f"deploy it or fix environments.{name}.{key}",
                 )
             )
-    checks.append(_database_check(config, name))
     return checks
 
 
-def _database_check(config: OrchConfig, name: str) -> Check:
+def _database_check(config: OrchConfig, name: str, policy: EgressPolicy) -> Check:
     env = config.environment(name)
     if env.database_url is None:
         if env.kind == "local":
@@ -152,8 +212,10 @@ def _database_check(config: OrchConfig, name: str) -> Check:
 
         url = expand_env_refs(env.database_url, "database_url")
         settings = config.database
-        with connect(url) as conn:
+        with connect(pinned_conninfo(policy, url, ACTION)) as conn:
             pending = pending_migrations(conn, config.root / settings.migrations_dir)
+    except RefusedError:
+        raise
     except OrchError as exc:
         return Check("database", UNREACHABLE, exc.message, "check database_url and credentials")
     if pending:

@@ -320,15 +320,15 @@ def current_context() -> ClusterContext:
 def guard_context(config: OrchConfig, context: ClusterContext) -> None:
     """Refuse a cluster context that is production: its API server is a declared production
     host, or its name names one or says ``prod``/``production``/``prd``/``live``."""
-    from orchestrator.guard import host_of
+    from orchestrator.egress import url_host
 
     production = config.production_hosts()
-    server_host = host_of(context.server) if context.server else None
+    server_host = url_host(context.server) if context.server else None
     words = {w for w in re.split(r"[^a-z0-9]+", context.name.lower()) if w}
     reasons = []
     if server_host and production.matches(server_host):
         reasons.append(f"its API server {server_host} is declared as production")
-    named = sorted(h for h in production.all if h and h in context.name.lower())
+    named = sorted(h for h in production.names if h and h in context.name.lower())
     if named:
         reasons.append(f"its name contains the production host {named[0]}")
     if words & _PRODUCTION_WORDS:

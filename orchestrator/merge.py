@@ -40,6 +40,7 @@ MERGED_SUMMARY = "merged-summary.json"
 MERGED_RAW = "raw.parquet"
 # Outcome of a merged run from its sources' outcomes, worst first.
 _SOURCE_PRECEDENCE = (
+    ("refused", ExitCode.REFUSED),
     ("interrupted", ExitCode.INTERRUPTED),
     ("crashed", ExitCode.K6_ERROR),
     ("k6_error", ExitCode.K6_ERROR),

@@ -131,3 +131,36 @@ def apply_claude_pacing(config: OrchConfig, run: ResolvedRun) -> ResolvedRun:
         "pace_iteration_s": round(pace_s, 3),
     }
     return run.model_copy(update={"profile": profile, "vars": paced_vars})
+
+
+def apply_production_n8n_cap(run: ResolvedRun) -> ResolvedRun:
+    """``run`` with its arrival rate capped at its environment's production-N8N cap, when it
+    sends to the production N8N (unchanged otherwise).
+
+    Each iteration of a scenario that targets N8N is one webhook call, so the cap is on the
+    arrival rate. A VU-based executor cannot be capped that way and is refused.
+    """
+    from orchestrator.config import LoadProfile
+    from orchestrator.egress import normalize_host, url_host
+
+    shared = run.environment.production_n8n
+    if shared is None or shared.max_requests_per_second is None:
+        return run
+    if url_host(run.n8n_base_url) != normalize_host(shared.host):
+        return run
+    options = run.profile.k6_options()
+    if options["executor"] not in _ARRIVAL_EXECUTORS:
+        raise ConfigError(
+            f"scenario {run.scenario_name!r} profile {run.profile_name!r} sends to the "
+            f"production N8N, whose load is capped at {shared.max_requests_per_second:g} req/s; "
+            f"only an arrival-rate executor (constant-arrival-rate, ramping-arrival-rate) can "
+            f"be held to that cap"
+        )
+    cap = math.floor(shared.max_requests_per_second * 60)
+    capped, _pace, lowered = cap_profile(options, max(cap, 1))
+    if not lowered:
+        return run
+    profile = LoadProfile.model_validate(
+        {"description": run.profile.description, "thresholds": run.profile.thresholds, **capped}
+    )
+    return run.model_copy(update={"profile": profile})

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from orchestrator.config import OrchConfig, ResolvedRun
+from orchestrator.egress import EgressPolicy
 from orchestrator.errors import ConfigError, ExitCode, OrchError, SetupError
 from orchestrator.progress import (
     ProgressMonitor,
@@ -37,7 +38,7 @@ from orchestrator.rundir import (
     utc_now,
     write_json,
 )
-from orchestrator.runner import K6Invocation, K6Outcome, K6Runner, LineSink
+from orchestrator.runner import K6Invocation, K6Outcome, K6Runner, LineSink, dropped_variables
 from orchestrator.secrets import Redactor
 
 Echo = Callable[[str], None]
@@ -157,6 +158,26 @@ def _progress_printer(echo: Echo, total_s: float | None) -> Callable[[ProgressSn
     return show
 
 
+# What k6 prints when its connect-time allow-list (blacklistIPs, blockHostnames) or the
+# script's checked request function refuses a connection.
+BLOCKED_MARKERS = ("is in a blacklisted range", "is in a blocked pattern", "orch egress: refused")
+EGRESS_RULE_VAR = "ORCH_EGRESS_RULE"
+
+
+class BlockedConnections:
+    """Counts the connections k6 refused because they left the allow-list."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.examples: list[str] = []
+
+    def see(self, line: str) -> None:
+        if any(marker in line for marker in BLOCKED_MARKERS):
+            self.count += 1
+            if len(self.examples) < 3:
+                self.examples.append(line.strip()[:300])
+
+
 @dataclass(frozen=True)
 class PreparedRun:
     """A new run folder with its script and configuration, and what k6 will be given."""
@@ -165,16 +186,40 @@ class PreparedRun:
     rendered: RenderedScript
     test_users: list[dict[str, str]]
     redact: Redactor  # hides secret values and test-user passwords
+    policy: EgressPolicy
+    blocked: BlockedConnections
 
     def k6_env(self, run: ResolvedRun) -> dict[str, str]:
-        """The variables k6 sees: targets, the run id, test users and secrets."""
+        """The variables k6 sees: targets, the run id, test users, the production-N8N rule
+        and secrets (the runner adds PATH and HOME, nothing else of orch's environment)."""
+        shared = self.policy.shared_n8n
         return {
             BASE_URL_VAR: run.base_url,
             N8N_BASE_URL_VAR: run.n8n_base_url,
             "ORCH_RUN_ID": self.run_dir.name,
             **({"ORCH_TEST_USERS": json.dumps(self.test_users)} if self.test_users else {}),
+            **({EGRESS_RULE_VAR: json.dumps(shared.js_rule())} if shared else {}),
             **run.secret_env,
         }
+
+    def egress_notes(self) -> list[str]:
+        """What run.json and the report say about the allow-list and k6's environment."""
+        notes = []
+        shared = self.policy.shared_n8n
+        if shared:
+            notes.append(
+                f"production N8N ({shared.host}) used with test workflows: only "
+                f"{', '.join(shared.paths)}"
+                + (f", at most {shared.max_requests_per_second:g} req/s"
+                   if shared.max_requests_per_second else "")
+            )
+        dropped = dropped_variables()
+        if dropped:
+            notes.append(
+                f"k6 ran without these variables of orch's environment, which could override "
+                f"the script's protections: {', '.join(dropped)}"
+            )
+        return notes
 
     def users_note(self, run: ResolvedRun) -> str | None:
         """What run.json says about test users, or None without any."""
@@ -187,27 +232,45 @@ class PreparedRun:
 
 
 def prepare_run(config: OrchConfig, run: ResolvedRun) -> PreparedRun:
-    """Create the run folder, render the script into it and write the resolved config.
+    """Check the run against its environment's allow-list (RefusedError, before anything is
+    written), create the run folder, render the script into it and write the resolved config.
 
     A folder whose script could not be rendered is removed again: it would hold nothing.
     """
+    from orchestrator.guard import guard_run
     from orchestrator.users import USERS_FILE, users_for_run
 
+    policy = guard_run(config, run, "run a load test")
     test_users = users_for_run(config.root / USERS_FILE, run.environment_name)
     run_dir = create_run_dir(config.results_dir, run.scenario_name, run.environment_name)
     try:
-        rendered = render_script(config, run, run_dir / SCRIPT_DIR)
+        rendered = render_script(config, run, run_dir / SCRIPT_DIR, policy)
     except OrchError:
         _remove_empty_run_dir(run_dir)
         raise
     write_json(run_dir / CONFIG_FILE, run.public_summary())
     redact = Redactor([*run.secret_env.values(), *(u["password"] for u in test_users)])
-    return PreparedRun(run_dir, rendered, test_users, redact)
+    return PreparedRun(run_dir, rendered, test_users, redact, policy, BlockedConnections())
 
 
-def record_outcome(manifest: RunManifest, outcome: K6Outcome, redact: Redactor) -> ExitCode:
-    """Write how k6 ended into the manifest (not yet saved); return orch's exit code."""
+def record_outcome(
+    manifest: RunManifest,
+    outcome: K6Outcome,
+    redact: Redactor,
+    blocked: BlockedConnections | None = None,
+) -> ExitCode:
+    """Write how k6 ended into the manifest (not yet saved); return orch's exit code.
+
+    A run in which k6 refused a connection outside the allow-list is ``refused`` (exit 6),
+    whatever its thresholds say: it tried to reach somewhere it may not.
+    """
     name, code = classify(outcome)
+    if blocked is not None and blocked.count and name != "interrupted":
+        name, code = "refused", ExitCode.REFUSED
+        manifest.notes.append(
+            f"k6 refused {blocked.count} connection(s) outside the allow-list (a redirect or "
+            f"a URL leading elsewhere), e.g.: {redact(blocked.examples[0])}"
+        )
     manifest.command = [redact(part) for part in outcome.command]
     manifest.k6_exit_code = outcome.exit_code
     manifest.k6_signal = outcome.killed_by_signal
@@ -216,10 +279,19 @@ def record_outcome(manifest: RunManifest, outcome: K6Outcome, redact: Redactor) 
     return code
 
 
-def log_lines(log: TextIO, redact: Redactor, echo: Echo, label: str = "k6") -> LineSink:
-    """A sink for k6's output: every line (redacted) to the log, errors also to ``echo``."""
+def log_lines(
+    log: TextIO,
+    redact: Redactor,
+    echo: Echo,
+    label: str = "k6",
+    blocked: BlockedConnections | None = None,
+) -> LineSink:
+    """A sink for k6's output: every line (redacted) to the log, errors also to ``echo``,
+    connections k6 refused counted in ``blocked``."""
 
     def on_line(line: str) -> None:
+        if blocked is not None:
+            blocked.see(line)
         clean = redact(line)
         log.write(clean + "\n")
         log.flush()
@@ -271,6 +343,9 @@ def execute_run(
     )
     if note := prepared.users_note(run):
         manifest.notes.append(note)
+    manifest.notes += prepared.egress_notes()
+    manifest.egress = prepared.policy.describe()
+    manifest.dropped_environment = dropped_variables()
     manifest.save(run_dir)
     echo(f"run folder: {run_dir}")
     invocation = K6Invocation(
@@ -290,7 +365,11 @@ def execute_run(
             try:
                 with target_for(run, run_dir, echo):
                     outcome = _run_k6(
-                        runner, invocation, run, log_lines(log, prepared.redact, echo), echo
+                        runner,
+                        invocation,
+                        run,
+                        log_lines(log, prepared.redact, echo, blocked=prepared.blocked),
+                        echo,
                     )
             except KeyboardInterrupt:
                 outcome = K6Outcome(exit_code=None, interrupted=True)
@@ -301,7 +380,7 @@ def execute_run(
             manifest.outcome = "k6_error"
             manifest.notes.append("k6 did not run to completion; see k6.log")
             manifest.save(run_dir)
-    code = record_outcome(manifest, outcome, prepared.redact)
+    code = record_outcome(manifest, outcome, prepared.redact, prepared.blocked)
     manifest.save(run_dir)
 
     report_path = _finish_outputs(run_dir, manifest, echo, make_report)

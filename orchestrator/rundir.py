@@ -99,6 +99,8 @@ class RunManifest:
     load_profile: dict[str, Any] = field(default_factory=dict)
     thresholds: dict[str, Any] = field(default_factory=dict)
     target: dict[str, Any] = field(default_factory=dict)
+    egress: dict[str, Any] = field(default_factory=dict)  # the allow-list the run had
+    dropped_environment: list[str] = field(default_factory=list)  # K6_*/proxy names not given
 
     def save(self, run_dir: Path) -> None:
         write_json(run_dir / MANIFEST, asdict(self))

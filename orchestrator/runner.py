@@ -23,6 +23,27 @@ from orchestrator.errors import SetupError
 
 LineSink = Callable[[str], None]
 
+# What a native k6 inherits from orch's environment, besides the run's own variables:
+# nothing that can change k6's options (K6_*) or where it connects (proxy variables).
+INHERITED_VARIABLES = ("PATH", "HOME", "SYSTEMROOT", "TMPDIR", "TEMP", "TMP")
+_PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+
+
+def k6_environment(run_env: dict[str, str]) -> dict[str, str]:
+    """The whole environment a k6 process gets: PATH, HOME (and the temp folder) plus the
+    run's variables."""
+    inherited = {name: os.environ[name] for name in INHERITED_VARIABLES if name in os.environ}
+    return {**inherited, **run_env}
+
+
+def dropped_variables() -> list[str]:
+    """Names of orch's ``K6_*`` and proxy variables, which k6 is not given."""
+    return sorted(
+        name
+        for name in os.environ
+        if name.upper().startswith("K6_") or name.lower() in _PROXY_VARIABLES
+    )
+
 # Seconds k6 gets to finish after SIGINT (it writes its summary) before it is killed.
 STOP_GRACE_SECONDS = 15.0
 
@@ -99,7 +120,7 @@ class NativeRunner:
             str(invocation.script_dir / invocation.script_name), str(invocation.run_dir)
         )
         command = [str(self.k6_path), *args]
-        env = {**os.environ, **invocation.env}
+        env = k6_environment(invocation.env)
         try:
             proc = subprocess.Popen(
                 command,

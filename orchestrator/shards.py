@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -25,6 +25,7 @@ from orchestrator.config import OrchConfig, ResolvedRun
 from orchestrator.errors import ConfigError, ExitCode, OrchError
 from orchestrator.progress import ProgressMonitor, ProgressSnapshot, free_loopback_port
 from orchestrator.run import (
+    BlockedConnections,
     RunResult,
     compact_raw,
     log_lines,
@@ -42,7 +43,13 @@ from orchestrator.rundir import (
     iso,
     utc_now,
 )
-from orchestrator.runner import STOP_GRACE_SECONDS, K6Invocation, K6Outcome, K6Runner
+from orchestrator.runner import (
+    STOP_GRACE_SECONDS,
+    K6Invocation,
+    K6Outcome,
+    K6Runner,
+    dropped_variables,
+)
 from orchestrator.secrets import Redactor
 
 Echo = Callable[[str], None]
@@ -78,6 +85,7 @@ class _Shard:
     manifest: RunManifest
     outcome: K6Outcome | None = None
     error: OrchError | None = None
+    blocked: BlockedConnections = field(default_factory=BlockedConnections)
 
 
 def execute_sharded_run(
@@ -121,6 +129,9 @@ def execute_sharded_run(
     )
     if note := prepared.users_note(run):
         manifest.notes.append(f"{note} (in each shard: VU numbers start at 1 in every shard)")
+    manifest.notes += prepared.egress_notes()
+    manifest.egress = prepared.policy.describe()
+    manifest.dropped_environment = dropped_variables()
     manifest.save(run_dir)
     echo(f"run folder: {run_dir}")
     env = prepared.k6_env(run)
@@ -173,7 +184,7 @@ def execute_sharded_run(
                     outcome.exit_code, True, outcome.killed_by_signal, outcome.command
                 )
             item.outcome = outcome
-            record_outcome(item.manifest, outcome, redact)
+            record_outcome(item.manifest, outcome, redact, item.blocked)
             if item.error is not None:
                 item.manifest.outcome = "k6_error"
                 item.manifest.exit_code = int(item.error.exit_code)
@@ -232,7 +243,8 @@ def _run_all(runner: K6Runner, items: list[_Shard], redact: Redactor, echo: Echo
     def work(item: _Shard, log: TextIO) -> None:
         try:
             item.outcome = runner.run(
-                item.invocation, log_lines(log, redact, echo, f"k6[{item.index}]")
+                item.invocation,
+                log_lines(log, redact, echo, f"k6[{item.index}]", item.blocked),
             )
         except OrchError as exc:
             item.error = exc
@@ -306,7 +318,8 @@ def _merge_shards(
         else:
             manifest.notes.append(f"shard {item.index} wrote no raw points")
     shard_outcomes: list[str | None] = [i.manifest.outcome for i in items]
-    if any(o in ("interrupted", "crashed", "k6_error") for o in shard_outcomes) or not sources:
+    abnormal = ("refused", "interrupted", "crashed", "k6_error")
+    if any(o in abnormal for o in shard_outcomes) or not sources:
         name, code = combined_outcome(shard_outcomes, None)
         if not sources and name == "passed":
             name, code = "k6_error", ExitCode.K6_ERROR

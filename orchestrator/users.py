@@ -22,13 +22,12 @@ import json
 import os
 import re
 import secrets
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from orchestrator.egress import EgressPolicy
 from orchestrator.errors import ConfigError, DatabaseError, RefusedError, SetupError
 
 USERS_FILE = Path("tests/load/data/test-users.json")
@@ -148,27 +147,38 @@ def _hash_password(password: str) -> str:
 class SupabaseAdminStore:
     """Users through the Supabase Auth admin API, with the service-role key."""
 
-    def __init__(self, supabase_url: str, service_role_key: str) -> None:
+    def __init__(self, supabase_url: str, service_role_key: str, policy: EgressPolicy) -> None:
         self.base = supabase_url.rstrip("/") + "/auth/v1/admin/users"
         self._key = service_role_key
+        self._policy = policy
 
     def _call(self, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(url, data=data, method=method)
-        request.add_header("apikey", self._key)
-        request.add_header("Authorization", f"Bearer {self._key}")
-        request.add_header("Content-Type", "application/json")
+        """One admin API call through orch's checked client (no redirect is followed, so
+        the key never leaves the allow-list)."""
+        import httpx
+
+        from orchestrator.egress_http import http_client
+
+        headers = {
+            "apikey": self._key,
+            "Authorization": f"Bearer {self._key}",
+            "Content-Type": "application/json",
+        }
+        content = json.dumps(body).encode() if body is not None else None
         try:
-            with urllib.request.urlopen(request, timeout=15) as response:
-                text = response.read().decode() or "null"
-        except urllib.error.HTTPError as exc:
-            hint = " (check the service-role key)" if exc.code in (401, 403) else ""
-            raise SetupError(
-                f"Supabase Auth answered {exc.code} to {method} {url.split('?')[0]}{hint}"
-            ) from None
-        except OSError as exc:
+            with http_client(self._policy, "manage test users", timeout=15) as client:
+                response = client.request(method, url, headers=headers, content=content)
+        except httpx.HTTPError as exc:
             raise SetupError(f"Supabase Auth at {self.base} is unreachable: {exc}") from None
-        return json.loads(text)
+        if response.is_redirect or response.status_code >= 400:
+            code = response.status_code
+            hint = " (check the service-role key)" if code in (401, 403) else ""
+            if response.is_redirect:
+                hint = f" (a redirect to {response.headers.get('Location')}, not followed)"
+            raise SetupError(
+                f"Supabase Auth answered {code} to {method} {url.split('?')[0]}{hint}"
+            )
+        return json.loads(response.text or "null")
 
     def list_users(self) -> list[StoredUser]:
         users: list[StoredUser] = []

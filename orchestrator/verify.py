@@ -18,7 +18,6 @@ that keeps its comments and layout.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import os
 import tempfile
@@ -30,9 +29,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import yaml
 
 from orchestrator.config import OrchConfig, ResolvedRun, load_config, resolve_run
+from orchestrator.egress_http import CheckedClient, http_client
 from orchestrator.endpoints import ENDPOINT_SUFFIX, EndpointSpec, parse_endpoint
 from orchestrator.errors import ConfigError, SetupError
 from orchestrator.guard import guard_run, refuse_production_kind
@@ -193,52 +194,45 @@ class VerifyReport:
 
 
 def send(
+    client: CheckedClient,
     method: str,
     url: str,
     *,
     headers: dict[str, str] | None = None,
     body: bytes | None = None,
-    timeout: float = 10.0,
 ) -> Call:
-    """Send one request; never raises for HTTP errors or unreachable hosts."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return Call(method, url, None, None, error="not an http(s) URL")
-    conn_type = (
-        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    )
-    conn = conn_type(parts.hostname, parts.port, timeout=timeout)
-    target = parts.path or "/"
-    if parts.query:
-        target += "?" + parts.query
+    """Send one request through orch's checked client; never raises for HTTP errors or
+    unreachable hosts (a host outside the allow-list is a RefusedError, exit 6).
+
+    A redirect is reported, never followed.
+    """
     started = time.perf_counter()
     try:
-        conn.request(method, target, body=body, headers=headers or {})
-        response = conn.getresponse()
-        data = response.read(4096)
-        latency = (time.perf_counter() - started) * 1000
-        return Call(
-            method,
-            url,
-            response.status,
-            round(latency, 1),
-            allow=response.getheader("Allow", "") or "",
-            body=data.decode("utf-8", "replace"),
-        )
-    except (OSError, http.client.HTTPException) as exc:
+        response = client.request(method, url, headers=headers or {}, content=body)
+    except httpx.HTTPError as exc:
         return Call(method, url, None, None, error=str(exc) or type(exc).__name__)
-    finally:
-        conn.close()
+    latency = (time.perf_counter() - started) * 1000
+    text = response.content[:4096].decode("utf-8", "replace")
+    if response.is_redirect:
+        text = f"redirect to {response.headers.get('Location', '?')} (not followed)"
+    return Call(
+        method,
+        url,
+        response.status_code,
+        round(latency, 1),
+        allow=response.headers.get("Allow", ""),
+        body=text,
+    )
 
 
-def probe(spec: EndpointSpec, url: str, *, headers: dict[str, str], timeout: float) -> Probe:
+def probe(client: CheckedClient, spec: EndpointSpec, url: str, *, headers: dict[str, str]) -> Probe:
     """Tell whether ``spec`` exists at ``url`` with the least intrusive request.
 
     OPTIONS first: 2xx with the method allowed means it exists, 404/410 that it does not.
     Otherwise the method itself with an invalid JSON body (GET without a body), where
     400/415/422 (rejected body), 401/403 (auth) and 429 mean it exists.
     """
-    options = send("OPTIONS", url, headers=headers, timeout=timeout)
+    options = send(client, "OPTIONS", url, headers=headers)
     result = Probe(str(spec), url, None, "", [options])
     if options.status is not None and 200 <= options.status < 300:
         allowed = {m.strip().upper() for m in options.allow.split(",") if m.strip()}
@@ -259,7 +253,7 @@ def probe(spec: EndpointSpec, url: str, *, headers: dict[str, str], timeout: flo
         return result
     body = None if spec.method == "GET" else INVALID_BODY
     sent = {"Content-Type": "application/json", **headers} if body else headers
-    call = send(spec.method, url, headers=sent, body=body, timeout=timeout)
+    call = send(client, spec.method, url, headers=sent, body=body)
     result.calls.append(call)
     label = f"{spec.method} {'(invalid body) ' if body else ''}{call.shown}"
     status = call.status
@@ -352,7 +346,7 @@ def _auth_headers(run: ResolvedRun, mode: str, header: str, secret_var: str) -> 
 
 
 def check_webhook(
-    config: OrchConfig, run: ResolvedRun, scenarios: list[str], *, timeout: float
+    config: OrchConfig, run: ResolvedRun, scenarios: list[str], *, client: CheckedClient
 ) -> WebhookCheck:
     """Compare the N8N export with the config, then call the webhook with and without auth."""
     values = run.vars
@@ -401,10 +395,8 @@ def check_webhook(
         }
     ).encode()
     json_type = {"Content-Type": "application/json"}
-    check.with_auth = send(
-        "POST", url, headers={**json_type, **headers}, body=payload, timeout=timeout
-    )
-    check.without_auth = send("POST", url, headers=json_type, body=payload, timeout=timeout)
+    check.with_auth = send(client, "POST", url, headers={**json_type, **headers}, body=payload)
+    check.without_auth = send(client, "POST", url, headers=json_type, body=payload)
     status = check.with_auth.status
     if status is None:
         check.problems.append(f"webhook {url}: no answer ({check.with_auth.error})")
@@ -440,7 +432,7 @@ def _has_field(body: str, name: str) -> bool:
 
 
 def check_endpoint(
-    config: OrchConfig, run: ResolvedRun, variable: str, *, timeout: float
+    config: OrchConfig, run: ResolvedRun, variable: str, *, client: CheckedClient
 ) -> EndpointCheck:
     """Probe the endpoint in ``variable`` (and, for enrichment, every candidate in order)."""
     configured = str(parse_endpoint(str(run.vars[variable])))
@@ -452,7 +444,7 @@ def check_endpoint(
     for text in specs:
         spec = parse_endpoint(text)
         url = spec.url(run.base_url, run.n8n_base_url, PROBE_ID)
-        probes.append(probe(spec, url, headers={}, timeout=timeout))
+        probes.append(probe(client, spec, url, headers={}))
     found = next((p.spec for p in probes if p.exists), None)
     return EndpointCheck(run.scenario_name, variable, configured, probes, found)
 
@@ -480,8 +472,9 @@ def verify_environment(
     environment = config.environment(name)
     refuse_production_kind(name, environment.kind, "verify endpoints")
     runs = [resolve_run(config, scenario, name) for scenario in config.scenarios]
+    policy = None
     for run in runs:
-        guard_run(config, run, "verify endpoints")
+        policy = guard_run(config, run, "verify endpoints")
     if not runs:
         raise ConfigError(f"{config.source} declares no scenarios, so there is nothing to verify")
     first = runs[0]
@@ -493,18 +486,19 @@ def verify_environment(
         started_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
     )
     redact = Redactor([v for run in runs for v in run.secret_env.values()])
-    with _target(first, echo):
+    assert policy is not None
+    with _target(first, echo), http_client(policy, "verify endpoints", timeout=timeout) as client:
         webhooks: dict[str, tuple[ResolvedRun, list[str]]] = {}
         for run in runs:
             if "workflow_name" in run.vars and "webhook_id" in run.vars:
                 key = f"{run.vars['workflow_name']}/{run.vars['webhook_id']}"
                 webhooks.setdefault(key, (run, []))[1].append(run.scenario_name)
         for run, scenarios in webhooks.values():
-            report.webhooks.append(check_webhook(config, run, scenarios, timeout=timeout))
+            report.webhooks.append(check_webhook(config, run, scenarios, client=client))
         for run in runs:
             for variable, value in run.vars.items():
                 if variable.endswith(ENDPOINT_SUFFIX) and value:
-                    report.endpoints.append(check_endpoint(config, run, variable, timeout=timeout))
+                    report.endpoints.append(check_endpoint(config, run, variable, client=client))
     for webhook in report.webhooks:
         webhook.problems = [redact(p) for p in webhook.problems]
     return report

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.egress import database_hosts, normalize_host, url_host
 from orchestrator.errors import ExitCode
-from orchestrator.guard import host_of, normalize_host
 
 ENVIRONMENTS_YAML = """\
   production:
@@ -128,9 +128,9 @@ def test_normalisation() -> None:
     assert normalize_host("127.1") == "127.0.0.1"
     assert normalize_host("[::FFFF:7f00:1]") == "127.0.0.1"
     assert normalize_host("0177.0.0.1") == "127.0.0.1"
-    assert host_of("postgresql://user:pw@DB.example.com:6543/postgres") == "db.example.com"
-    assert host_of("host=db.example.com port=5432 dbname=x") == "db.example.com"
-    assert host_of("db.example.com:5432") == "db.example.com"
+    assert url_host("postgresql://user:pw@DB.example.com:6543/postgres") == "db.example.com"
+    _params, hosts = database_hosts("host=db.example.com port=5432 dbname=x")
+    assert [h.host for h in hosts] == ["db.example.com"]
 
 
 def render_to(config: Path, out: Path) -> None:
@@ -162,7 +162,15 @@ def test_rendered_scripts_carry_k6_block_options(project: Callable[..., Path]) -
         "api.sales-machine.com",
         "n8n.srv997159.hstgr.cloud",
     ]
-    assert options["blacklistIPs"] == ["203.0.113.10/32"]
+    import ipaddress
+
+    blocked = [ipaddress.ip_network(n) for n in options["blacklistIPs"]]
+    assert ipaddress.ip_network("203.0.113.10/32") in blocked
+    # the local environment reaches loopback only: everything else is blocked
+    for address in ("10.0.0.1", "192.168.1.1", "0.0.0.0", "8.8.8.8", "::2", "fe80::1"):
+        assert any(ipaddress.ip_address(address) in net for net in blocked), address
+    for address in ("127.0.0.1", "127.1.2.3", "::1"):
+        assert not any(ipaddress.ip_address(address) in net for net in blocked), address
 
 
 def test_k6_itself_blocks_a_production_host(project: Callable[..., Path]) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from orchestrator.db.target import Target, guard_target, resolve_target, translate_db_errors
+from orchestrator.db.target import Target, resolve_target, translate_db_errors
 
 F = Callable[..., Any]
 
@@ -175,7 +175,6 @@ def migrate_command(config_file: str | None, env_name: str | None, database_url:
 
     target = resolve_target(config_file, env_name, database_url, migrations_dir)
     _header(target)
-    guard_target(target, "apply migrations")
     with connect(target.url, autocommit=True) as conn, translate_db_errors():
         applied = apply_migrations(conn, target.migrations_dir)
         history = ".".join(history_table(conn))
@@ -229,7 +228,6 @@ def explain_command(config_file: str | None, env_name: str | None, database_url:
     if not planned:
         click.echo("No desired index is missing, so there is nothing to compare.")
         return
-    guard_target(target, "copy the database for EXPLAIN --compare")
     with translate_db_errors():
         result = compare_with_indexes(target.url, schema, target.settings.tables,
                                       [item.statement for item in planned], repeat=repeat)
@@ -268,7 +266,6 @@ def seed_command(config_file: str | None, env_name: str | None, database_url: st
 
     target = resolve_target(config_file, env_name, database_url, migrations_dir)
     _header(target)
-    guard_target(target, "seed the database")
     with connect(target.url, autocommit=True) as conn, translate_db_errors():
         check_tables(conn, target.settings.schema_name, TABLES)
         result = seed_database(conn, target.settings.schema_name, scale, replace=replace,

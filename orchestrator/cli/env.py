@@ -34,7 +34,8 @@ def list_command(config_file: str | None) -> None:
     config = load_project(config_file)
     for name, env in config.environments.items():
         default = " (default)" if name == config.defaults.environment else ""
-        click.echo(f"{name}{default:<10} {env.kind:<10} {env.base_url:<40} {env.description}")
+        label = f"{name}{default}"
+        click.echo(f"{label:<20} {env.kind:<10} {env.base_url:<40} {env.description}")
 
 
 @env_group.command("check")

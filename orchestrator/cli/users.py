@@ -30,7 +30,7 @@ def _context(config_file: str | None, env_name: str | None, action: str) -> tupl
     name = env_name or config.defaults.environment
     environment = config.environment(name)
     refuse_production_kind(name, environment.kind, action)
-    guard_environment(config, name, action)
+    policy = guard_environment(config, name, action)
     target = resolve_target(str(config.source), name, None, None)
     store: UserStore
     if environment.kind == "local":
@@ -46,7 +46,7 @@ def _context(config_file: str | None, env_name: str | None, action: str) -> tupl
         if not key:
             raise ConfigError(f"set {key_var} to the service-role key of environment {name!r}")
         url = expand_env_refs(environment.supabase_url, f"environments.{name}.supabase_url")
-        store = SupabaseAdminStore(url, key)
+        store = SupabaseAdminStore(url, key, policy)
     credentials = CredentialsFile.load(config.root / USERS_FILE)
     return config, name, store, target.url, credentials
 
