@@ -147,7 +147,7 @@ def test_flattened_script_loads_in_real_k6(staging: Path, tmp_path: Path) -> Non
     script = data["linkedin-scrape.js"]
     assert "./k6_scripts/" not in script
     assert "from './k6_scripts__auth.js'" in script
-    assert "open('./k6_scripts__data__linkedin-profiles.json')" in script
+    assert 'open("./k6_scripts__data__linkedin-profiles.json")' in script
     # One flat folder, as the operator mounts the ConfigMap at /test: k6 resolves every
     # import and open() of it (inspect runs the init code; it sends no request).
     flat = tmp_path / "test"
