@@ -190,7 +190,7 @@ def test_k6_itself_blocks_a_production_host(project: Callable[..., Path]) -> Non
     # the hand edit: aim the webhook at the "production" host
     script.write_text(
         script.read_text().replace(
-            "const N8N_BASE_URL = __ENV.ORCH_N8N_BASE_URL ||",
+            'const N8N_BASE_URL = __ENV["ORCH_N8N_BASE_URL"] ||',
             f"const N8N_BASE_URL = 'http://localhost:{port}' ||",
         )
     )
