@@ -17,8 +17,6 @@ from orchestrator.ingest import EndpointFigures, RawAggregates
 from orchestrator.summary import BUILTIN_TYPES, Summary, parse_metric_key, parse_threshold
 
 SCHEMA_VERSION = 1
-# Outcomes that mean the run did not finish normally (the report shows a banner).
-ABNORMAL_OUTCOMES = ("interrupted", "crashed", "k6_error")
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:

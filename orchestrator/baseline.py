@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator import __version__
 from orchestrator.errors import ConfigError, SetupError
+from orchestrator.outcome import Outcome
 
 if TYPE_CHECKING:
     import numpy as np
@@ -71,7 +72,7 @@ def make_baseline(run_dir: Path) -> dict[str, Any]:
             f"{run_dir} does not say which scenario and environment it ran (run.json); "
             "only folders written by `orch run` can become a baseline"
         )
-    if run.get("outcome") not in ("passed", "thresholds_failed"):
+    if run.get("outcome") not in (Outcome.PASSED, Outcome.THRESHOLDS_FAILED):
         raise ConfigError(
             f"{run_dir} ended as {run.get('outcome')!r}; a baseline must be a complete run "
             "(passed, or thresholds_failed)"

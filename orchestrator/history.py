@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import ConfigError, SetupError
+from orchestrator.outcome import Outcome
 
 HISTORY_CHART = "history.png"
 HISTORY_MARKDOWN = "history.md"
@@ -139,7 +140,9 @@ def draw_history(points: list[HistoryPoint], path: Path, title: str) -> Path:
         if known:
             ax.plot([k[0] for k in known], [k[1] for k in known], marker="o", color=color,
                     label=label)  # fmt: skip
-            failed = [(x, v) for x, v in known if points[x].outcome not in ("passed", None)]
+            failed = [
+                (x, v) for x, v in known if points[x].outcome not in (Outcome.PASSED, None)
+            ]
             if failed:
                 ax.scatter([f[0] for f in failed], [f[1] for f in failed], marker="x", s=80,
                            color="black", zorder=3, label="run not passed")  # fmt: skip

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import SetupError
+from orchestrator.outcome import Outcome
 
 JUNIT_FILE = "junit.xml"
-_COMPLETE = ("passed", "thresholds_failed")
+_COMPLETE = (Outcome.PASSED, Outcome.THRESHOLDS_FAILED)
 
 
 def _read(path: Path) -> dict[str, Any] | None:

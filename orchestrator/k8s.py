@@ -41,6 +41,7 @@ from orchestrator.errors import (
     RefusedError,
     SetupError,
 )
+from orchestrator.outcome import Outcome
 from orchestrator.render import BASE_URL_VAR, N8N_BASE_URL_VAR, RenderedScript
 
 Echo = Callable[[str], None]
@@ -349,7 +350,7 @@ class K8sResult:
     """How a k8s run (or dry run) ended."""
 
     run_dir: Path
-    outcome: str  # "dry_run" or a run outcome
+    outcome: Outcome  # DRY_RUN or how the run ended
     exit_code: ExitCode
     commands: list[str]
     report_path: Path | None = None
@@ -461,11 +462,11 @@ def execute_k8s_run(
             manifest.notes.append(
                 f"the target {run.base_url} is a loopback address: pods cannot reach it"
             )
-        manifest.outcome, manifest.exit_code = "dry_run", int(ExitCode.OK)
+        manifest.outcome, manifest.exit_code = Outcome.DRY_RUN, int(ExitCode.OK)
         manifest.notes.append("dry run: manifests written to k8s/, nothing applied")
         manifest.ended_at = iso(utc_now())
         manifest.save(run_dir)
-        return K8sResult(run_dir, "dry_run", ExitCode.OK, commands)
+        return K8sResult(run_dir, Outcome.DRY_RUN, ExitCode.OK, commands)
 
     assert context is not None
     manifest.notes.append(f"cluster context {context.name} ({context.server})")
@@ -477,7 +478,7 @@ def execute_k8s_run(
         _record_failure(
             run_dir,
             manifest,
-            "interrupted",
+            Outcome.INTERRUPTED,
             ExitCode.INTERRUPTED,
             "stopped while waiting; the TestRun may still run: "
             f"kubectl -n {settings.namespace} delete testrun {name}",
@@ -485,12 +486,18 @@ def execute_k8s_run(
         raise
     except OrchError as exc:
         _record_failure(
-            run_dir, manifest, "k6_error", exc.exit_code, f"the cluster run failed: {exc.message}"
+            run_dir,
+            manifest,
+            Outcome.K6_ERROR,
+            exc.exit_code,
+            f"the cluster run failed: {exc.message}",
         )
         raise
 
 
-def _record_failure(run_dir: Path, manifest: Any, outcome: str, code: ExitCode, note: str) -> None:
+def _record_failure(
+    run_dir: Path, manifest: Any, outcome: Outcome, code: ExitCode, note: str
+) -> None:
     from orchestrator.rundir import iso, utc_now
 
     manifest.outcome, manifest.exit_code = outcome, int(code)
@@ -552,11 +559,11 @@ def _live_run(
     if stage == "error":
         manifest.notes.append("the k6-operator reported stage 'error'")
 
-    def save(outcome: str, code: ExitCode) -> None:
+    def save(outcome: Outcome, code: ExitCode) -> None:
         manifest.outcome, manifest.exit_code = outcome, int(code)
         manifest.save(run_dir)
 
-    outcomes: list[str | None] = ["k6_error"] if stage == "error" else []
+    outcomes: list[Outcome | None] = [Outcome.K6_ERROR] if stage == "error" else []
     outcome, code, report = judge_merged(run_dir, outcomes, save)
     return K8sResult(run_dir, outcome, code, [], report.report_path)
 

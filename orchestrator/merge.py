@@ -26,12 +26,13 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import ConfigError, ExitCode, SetupError
+from orchestrator.outcome import Outcome
 
 if TYPE_CHECKING:
     from orchestrator.report import ReportResult
@@ -40,10 +41,10 @@ MERGED_SUMMARY = "merged-summary.json"
 MERGED_RAW = "raw.parquet"
 # Outcome of a merged run from its sources' outcomes, worst first.
 _SOURCE_PRECEDENCE = (
-    ("refused", ExitCode.REFUSED),
-    ("interrupted", ExitCode.INTERRUPTED),
-    ("crashed", ExitCode.K6_ERROR),
-    ("k6_error", ExitCode.K6_ERROR),
+    (Outcome.REFUSED, ExitCode.REFUSED),
+    (Outcome.INTERRUPTED, ExitCode.INTERRUPTED),
+    (Outcome.CRASHED, ExitCode.K6_ERROR),
+    (Outcome.K6_ERROR, ExitCode.K6_ERROR),
 )
 
 
@@ -74,7 +75,7 @@ class MergeResult:
     """How a merge ended: the folder, the recomputed verdict and the one exit code."""
 
     run_dir: Path
-    outcome: str
+    outcome: Outcome
     exit_code: ExitCode
     points: int
     sources: list[str]
@@ -319,8 +320,8 @@ def _sql(text: str) -> str:
 
 
 def combined_outcome(
-    source_outcomes: list[str | None], thresholds_ok: bool | None
-) -> tuple[str, ExitCode]:
+    source_outcomes: Sequence[str | None], thresholds_ok: bool | None
+) -> tuple[Outcome, ExitCode]:
     """One outcome and exit code: a stopped or failed runner first, then the recomputed
     thresholds (99 when any crossed), else passed. Runners' own threshold verdicts (over
     their segment only) do not count."""
@@ -328,13 +329,15 @@ def combined_outcome(
         if outcome in source_outcomes:
             return outcome, code
     if thresholds_ok is False:
-        return "thresholds_failed", ExitCode.THRESHOLDS
-    return "passed", ExitCode.OK
+        return Outcome.THRESHOLDS_FAILED, ExitCode.THRESHOLDS
+    return Outcome.PASSED, ExitCode.OK
 
 
 def judge_merged(
-    run_dir: Path, source_outcomes: list[str | None], save_outcome: Callable[[str, ExitCode], None]
-) -> tuple[str, ExitCode, ReportResult]:
+    run_dir: Path,
+    source_outcomes: Sequence[str | None],
+    save_outcome: Callable[[Outcome, ExitCode], None],
+) -> tuple[Outcome, ExitCode, ReportResult]:
     """Build the report of a merged folder, decide the one outcome, and record it.
 
     ``save_outcome(outcome, code)`` writes it into run.json; results.json and report.md
@@ -428,7 +431,7 @@ def merge_runs(
         "ended_at": max(ended, default=None),
         "orch_version": __version__,
         "duration_s": merged.duration_s,
-        "outcome": "running",
+        "outcome": Outcome.RUNNING,
         "exit_code": None,
         "merged_from": [
             {
@@ -449,7 +452,7 @@ def merge_runs(
     }
     write_json(run_dir / "run.json", manifest)
 
-    def save(outcome: str, code: ExitCode) -> None:
+    def save(outcome: Outcome, code: ExitCode) -> None:
         manifest["outcome"], manifest["exit_code"] = outcome, int(code)
         write_json(run_dir / "run.json", manifest)
 

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from orchestrator.config import OrchConfig, ResolvedRun
 from orchestrator.egress import EgressPolicy
 from orchestrator.errors import ConfigError, ExitCode, OrchError, SetupError
+from orchestrator.outcome import Outcome
 from orchestrator.progress import (
     ProgressMonitor,
     ProgressSnapshot,
@@ -51,7 +52,7 @@ class RunResult:
     """How a run ended and where its files are."""
 
     run_dir: Path
-    outcome: str
+    outcome: Outcome
     exit_code: ExitCode
     k6_exit_code: int | None
     report_path: Path | None
@@ -85,17 +86,17 @@ def max_vus(k6_scenario: dict[str, Any]) -> int | None:
     return max(numbers) if numbers else None
 
 
-def classify(outcome: K6Outcome) -> tuple[str, ExitCode]:
+def classify(outcome: K6Outcome) -> tuple[Outcome, ExitCode]:
     """Map how k6 ended to run.json's outcome and orch's exit code."""
     if outcome.interrupted or outcome.exit_code == 105:
-        return "interrupted", ExitCode.INTERRUPTED
+        return Outcome.INTERRUPTED, ExitCode.INTERRUPTED
     if outcome.exit_code is None:
-        return "crashed", ExitCode.K6_ERROR
+        return Outcome.CRASHED, ExitCode.K6_ERROR
     if outcome.exit_code == 0:
-        return "passed", ExitCode.OK
+        return Outcome.PASSED, ExitCode.OK
     if outcome.exit_code == 99:
-        return "thresholds_failed", ExitCode.THRESHOLDS
-    return "k6_error", ExitCode.K6_ERROR
+        return Outcome.THRESHOLDS_FAILED, ExitCode.THRESHOLDS
+    return Outcome.K6_ERROR, ExitCode.K6_ERROR
 
 
 @contextlib.contextmanager
@@ -265,8 +266,8 @@ def record_outcome(
     whatever its thresholds say: it tried to reach somewhere it may not.
     """
     name, code = classify(outcome)
-    if blocked is not None and blocked.count and name != "interrupted":
-        name, code = "refused", ExitCode.REFUSED
+    if blocked is not None and blocked.count and name != Outcome.INTERRUPTED:
+        name, code = Outcome.REFUSED, ExitCode.REFUSED
         manifest.notes.append(
             f"k6 refused {blocked.count} connection(s) outside the allow-list (a redirect or "
             f"a URL leading elsewhere), e.g.: {redact(blocked.examples[0])}"
@@ -377,7 +378,7 @@ def execute_run(
         manifest.ended_at = iso(utc_now())
         manifest.duration_s = round(time.monotonic() - started, 3)
         if outcome is None:  # an error before or while starting k6
-            manifest.outcome = "k6_error"
+            manifest.outcome = Outcome.K6_ERROR
             manifest.notes.append("k6 did not run to completion; see k6.log")
             manifest.save(run_dir)
     code = record_outcome(manifest, outcome, prepared.redact, prepared.blocked)

@@ -22,22 +22,12 @@ from typing import Any
 
 from orchestrator import __version__
 from orchestrator.errors import SetupError
+from orchestrator.outcome import Outcome
 
 MANIFEST = "run.json"
 LOG_FILE = "k6.log"
 CONFIG_FILE = "config.resolved.json"
 SCRIPT_DIR = "script"
-
-# The values run.json's "outcome" takes.
-OUTCOMES = (
-    "running",
-    "passed",
-    "thresholds_failed",
-    "k6_error",
-    "interrupted",
-    "crashed",
-    "dry_run",
-)
 
 
 def utc_now() -> datetime:
@@ -92,7 +82,7 @@ class RunManifest:
     duration_s: float | None = None
     k6_exit_code: int | None = None
     k6_signal: int | None = None
-    outcome: str = "running"
+    outcome: Outcome = Outcome.RUNNING
     exit_code: int | None = None
     notes: list[str] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)

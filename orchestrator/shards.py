@@ -23,6 +23,7 @@ from typing import TextIO
 
 from orchestrator.config import OrchConfig, ResolvedRun
 from orchestrator.errors import ConfigError, ExitCode, OrchError
+from orchestrator.outcome import Outcome
 from orchestrator.progress import ProgressMonitor, ProgressSnapshot, free_loopback_port
 from orchestrator.run import (
     BlockedConnections,
@@ -186,7 +187,7 @@ def execute_sharded_run(
             item.outcome = outcome
             record_outcome(item.manifest, outcome, redact, item.blocked)
             if item.error is not None:
-                item.manifest.outcome = "k6_error"
+                item.manifest.outcome = Outcome.K6_ERROR
                 item.manifest.exit_code = int(item.error.exit_code)
                 item.manifest.notes.append(f"k6 did not start: {item.error.message}")
             item.manifest.ended_at = iso(utc_now())
@@ -317,12 +318,12 @@ def _merge_shards(
             )
         else:
             manifest.notes.append(f"shard {item.index} wrote no raw points")
-    shard_outcomes: list[str | None] = [i.manifest.outcome for i in items]
-    abnormal = ("refused", "interrupted", "crashed", "k6_error")
+    shard_outcomes: list[Outcome | None] = [i.manifest.outcome for i in items]
+    abnormal = (Outcome.REFUSED, Outcome.INTERRUPTED, Outcome.CRASHED, Outcome.K6_ERROR)
     if any(o in abnormal for o in shard_outcomes) or not sources:
         name, code = combined_outcome(shard_outcomes, None)
-        if not sources and name == "passed":
-            name, code = "k6_error", ExitCode.K6_ERROR
+        if not sources and name == Outcome.PASSED:
+            name, code = Outcome.K6_ERROR, ExitCode.K6_ERROR
         manifest.outcome, manifest.exit_code = name, int(code)
         manifest.save(run_dir)
     report_path: Path | None = None
@@ -334,7 +335,7 @@ def _merge_shards(
             manifest.notes.append(f"merged {merged.points:,} points from {len(sources)} shards")
             manifest.save(run_dir)
 
-            def save(outcome: str, code: ExitCode) -> None:
+            def save(outcome: Outcome, code: ExitCode) -> None:
                 manifest.outcome, manifest.exit_code = outcome, int(code)
                 manifest.save(run_dir)
 
@@ -344,7 +345,7 @@ def _merge_shards(
         manifest.notes.append(f"merge or report failed: {exc.message}")
         echo(f"warning: merge or report failed: {exc.message}; see {run_dir / SHARDS_DIR}")
         if manifest.exit_code is None:
-            manifest.outcome, manifest.exit_code = "k6_error", int(ExitCode.K6_ERROR)
+            manifest.outcome, manifest.exit_code = Outcome.K6_ERROR, int(ExitCode.K6_ERROR)
     manifest.save(run_dir)
     assert manifest.exit_code is not None
     return RunResult(

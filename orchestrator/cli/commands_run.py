@@ -163,6 +163,7 @@ def run(
     from orchestrator.baseline import conclude_run, resolve_baseline_file
     from orchestrator.config import resolve_run
     from orchestrator.guard import guard_run, refuse_production_kind
+    from orchestrator.outcome import Outcome
     from orchestrator.run import execute_run, select_runner
 
     config = load_project(config_file)
@@ -194,11 +195,11 @@ def run(
     else:
         result = execute_run(config, resolved, k6_runner, echo=_echo_err, make_report=not no_report)
     verdicts = {
-        "passed": "PASSED: every threshold held",
-        "thresholds_failed": "FAILED: thresholds crossed",
-        "k6_error": f"ERROR: k6 failed (exit {result.k6_exit_code}); see k6.log",
-        "crashed": "ERROR: k6 crashed or was killed; see k6.log",
-        "interrupted": "INTERRUPTED: the run was stopped; its files are kept",
+        Outcome.PASSED: "PASSED: every threshold held",
+        Outcome.THRESHOLDS_FAILED: "FAILED: thresholds crossed",
+        Outcome.K6_ERROR: f"ERROR: k6 failed (exit {result.k6_exit_code}); see k6.log",
+        Outcome.CRASHED: "ERROR: k6 crashed or was killed; see k6.log",
+        Outcome.INTERRUPTED: "INTERRUPTED: the run was stopped; its files are kept",
     }
     click.echo(verdicts.get(result.outcome, result.outcome), err=True)
     if result.report_path:
