@@ -14,27 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.ingest import EndpointFigures, RawAggregates
+from orchestrator.rundir import RunFolder, RunManifest
 from orchestrator.summary import BUILTIN_TYPES, Summary, parse_metric_key, parse_threshold
 
 SCHEMA_VERSION = 1
 
 
-def read_manifest(run_dir: Path) -> dict[str, Any]:
-    """run.json as a dict; an absent or unreadable manifest gives an empty one."""
-    try:
-        data = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def manifest_thresholds(manifest: dict[str, Any]) -> dict[str, list[str]]:
+def manifest_thresholds(manifest: RunManifest) -> dict[str, list[str]]:
     """Thresholds declared in run.json: ``{metric_key: [expr, ...]}`` (k6's object form too)."""
     out: dict[str, list[str]] = {}
-    raw = manifest.get("thresholds")
-    if not isinstance(raw, dict):
-        return out
-    for key, exprs in raw.items():
+    for key, exprs in manifest.thresholds.items():
         items = exprs if isinstance(exprs, list) else [exprs]
         for item in items:
             text = item.get("threshold") if isinstance(item, dict) else item
@@ -150,7 +139,7 @@ def threshold_rows(
 def _allowed_rate(run_dir: Path) -> dict[str, Any]:
     """The Claude tier a run paced itself by and the rate it allowed (from the resolved
     config), so the report can set 429s against the effective allowed rate."""
-    path = run_dir / "config.resolved.json"
+    path = run_dir / RunFolder.CONFIG
     try:
         resolved = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -171,7 +160,7 @@ def _allowed_rate(run_dir: Path) -> dict[str, Any]:
 def build_results(
     run_dir: Path,
     *,
-    manifest: dict[str, Any],
+    manifest: RunManifest,
     summary: Summary | None,
     summary_file: Path | None,
     agg: RawAggregates | None,
@@ -181,7 +170,7 @@ def build_results(
     """Assemble the results.json document (without the chart list, added by the report)."""
     duration = (
         (summary.duration_s if summary else None)
-        or _positive(manifest.get("duration_s"))
+        or _positive(manifest.duration_s)
         or (agg.span_s if agg else None)
     )
     rows = threshold_rows(thresholds, summary, agg)
@@ -224,26 +213,25 @@ def build_results(
     else:
         checks, checks_source = [], None
     limited_total = overall["rate_limited"] if overall else 0
-    target = manifest.get("target") if isinstance(manifest.get("target"), dict) else {}
     return {
         "schema_version": SCHEMA_VERSION,
         "generated_by": f"orch {orch_version}",
         "run": {
             "folder": run_dir.name,
-            "scenario": manifest.get("scenario"),
-            "environment": manifest.get("environment"),
-            "profile": manifest.get("profile"),
-            "runner": manifest.get("runner"),
-            "orch_version": manifest.get("orch_version"),
-            "k6_version": manifest.get("k6_version"),
-            "started_at": manifest.get("started_at"),
-            "ended_at": manifest.get("ended_at"),
+            "scenario": manifest.scenario,
+            "environment": manifest.environment,
+            "profile": manifest.profile,
+            "runner": manifest.runner,
+            "orch_version": manifest.orch_version,
+            "k6_version": manifest.k6_version,
+            "started_at": manifest.started_at,
+            "ended_at": manifest.ended_at,
             "duration_s": duration,
-            "outcome": manifest.get("outcome"),
-            "k6_exit_code": manifest.get("k6_exit_code"),
-            "exit_code": manifest.get("exit_code"),
-            "base_url": (target or {}).get("base_url"),
-            "load_profile": manifest.get("load_profile"),
+            "outcome": manifest.outcome,
+            "k6_exit_code": manifest.k6_exit_code,
+            "exit_code": manifest.exit_code,
+            "base_url": manifest.target.get("base_url"),
+            "load_profile": manifest.load_profile,
         },
         "sources": {
             "raw_file": agg.path.name if agg else None,

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import __version__
-from orchestrator.errors import ConfigError, SetupError
+from orchestrator.errors import ConfigError, OrchError, SetupError
 from orchestrator.outcome import Outcome
+from orchestrator.rundir import RunFolder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -69,8 +70,8 @@ def make_baseline(run_dir: Path) -> dict[str, Any]:
     run = results.get("run") or {}
     if not run.get("scenario") or not run.get("environment"):
         raise ConfigError(
-            f"{run_dir} does not say which scenario and environment it ran (run.json); "
-            "only folders written by `orch run` can become a baseline"
+            f"{run_dir} does not say which scenario and environment it ran "
+            f"({RunFolder.MANIFEST}); only folders written by `orch run` can become a baseline"
         )
     if run.get("outcome") not in (Outcome.PASSED, Outcome.THRESHOLDS_FAILED):
         raise ConfigError(
@@ -193,10 +194,10 @@ def check_against_baseline(
     base = load_side(baseline)
     run = load_run(run_dir)
     cmp = compare_sides(base, run, settings)
-    files = write(cmp, run_dir, chart_dir="charts")
-    report = run_dir / "report.md"
+    files = write(cmp, run_dir, chart_dir=RunFolder.CHARTS)
+    report = RunFolder(run_dir).report_path
     if report.is_file():
-        section = render_markdown(cmp, chart=f"charts/{files.chart.name}", heading=2)
+        section = render_markdown(cmp, chart=f"{RunFolder.CHARTS}/{files.chart.name}", heading=2)
         section = section.replace("## Comparison:", "## Against the baseline:", 1)
         try:
             with open(report, "a", encoding="utf-8") as fh:
@@ -245,7 +246,7 @@ def conclude_run(
     A regression turns a passing run's exit 0 into 8 (REGRESSION); a threshold failure
     (99) keeps its code, as do k6 errors and interruptions (those are not compared).
     """
-    from orchestrator.errors import ExitCode, OrchError
+    from orchestrator.errors import ExitCode
     from orchestrator.junit import write_junit
 
     final = exit_code
@@ -282,15 +283,12 @@ def conclude_run(
 
 def _update_manifest(run_dir: Path, changes: dict[str, Any]) -> None:
     """Merge ``changes`` into run.json (best effort: the comparison files stay either way)."""
-    path = run_dir / "run.json"
+    folder = RunFolder(run_dir)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(data, dict):
-            data.update(changes)
-            tmp = path.with_name(path.name + ".part")
-            tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-            tmp.replace(path)
-    except (OSError, ValueError):
+        manifest = folder.read_manifest()
+        if manifest is not None:
+            folder.write_manifest(manifest.model_copy(update=changes))
+    except (OSError, OrchError):
         pass
 
 

@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.rundir import RunFolder
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
     from orchestrator.ingest import RawAggregates
 
-CHART_DIR = "charts"
+CHART_DIR = RunFolder.CHARTS
 SIZE = (10.0, 5.0)  # inches; at 120 dpi: 1200 x 600 px, readable on a slide
 DPI = 120
 BLUE, ORANGE, RED, PURPLE, GREEN, GREY = (

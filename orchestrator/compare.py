@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import ConfigError, SetupError
+from orchestrator.rundir import RunFolder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -165,7 +166,7 @@ def read_results(run_dir: Path) -> dict[str, Any]:
         raise ConfigError(
             f"{run_dir} is not a run folder; pass a folder under results/ written by `orch run`"
         )
-    path = run_dir / "results.json"
+    path = RunFolder(run_dir).results_path
     if not path.is_file():
         from orchestrator.report import build_report
 
@@ -582,9 +583,9 @@ def write_comparison(cmp: Comparison, out_dir: Path, *, chart_dir: str = "") -> 
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         chart = draw_chart(cmp, out_dir / link)
-        md = out_dir / "compare.md"
+        md = out_dir / RunFolder.COMPARE_MD
         md.write_text(render_markdown(cmp, chart=link), encoding="utf-8")
-        js = out_dir / "compare.json"
+        js = out_dir / RunFolder.COMPARE_JSON
         js.write_text(json.dumps(cmp.to_dict(), indent=2) + "\n", encoding="utf-8")
     except OSError as exc:
         raise SetupError(

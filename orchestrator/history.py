@@ -14,6 +14,7 @@ from typing import Any
 
 from orchestrator.errors import ConfigError, SetupError
 from orchestrator.outcome import Outcome
+from orchestrator.rundir import RunFolder
 
 HISTORY_CHART = "history.png"
 HISTORY_MARKDOWN = "history.md"
@@ -48,7 +49,7 @@ def collect_history(
     if not root.is_dir():
         raise ConfigError(f"{root} is not a folder of run folders; pass one with --from")
     points: list[HistoryPoint] = []
-    for path in sorted(root.rglob("results.json")):
+    for path in sorted(root.rglob(RunFolder.RESULTS)):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):

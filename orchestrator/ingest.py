@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import ConfigError, SetupError
+from orchestrator.rundir import RunFolder
 from orchestrator.summary import BUILTIN_TYPES, ThresholdExpr, parse_metric_key
 
 if TYPE_CHECKING:
@@ -45,11 +46,11 @@ SYSTEM_TAGS = {
 }  # fmt: skip
 # Metrics every report needs.
 CORE_METRICS = ("http_reqs", "http_req_duration", "http_req_failed", "checks", "vus", "vus_max")
-PARQUET_NAME = "raw.parquet"
+PARQUET_NAME = RunFolder.RAW_PARQUET
 # Candidate raw files in a run folder, fastest to read first.
 RAW_CANDIDATES = (
-    PARQUET_NAME, "raw.csv.gz", "raw.csv", "raw.json.gz", "raw.ndjson.gz", "raw.json",
-    "raw.ndjson",
+    PARQUET_NAME, f"{RunFolder.RAW_CSV}.gz", RunFolder.RAW_CSV, "raw.json.gz", "raw.ndjson.gz",
+    "raw.json", "raw.ndjson",
 )  # fmt: skip
 QUANTILES = (0.5, 0.9, 0.95, 0.99)
 HISTOGRAM_BINS = 60
@@ -234,7 +235,7 @@ def finalize_raw(run_dir: Path) -> Path:
     could not be converted. A truncated last line is dropped and counted in the Parquet
     file's metadata (``orch.skipped_lines``).
     """
-    csv_path = run_dir / "raw.csv"
+    csv_path = run_dir / RunFolder.RAW_CSV
     if not csv_path.is_file() or csv_path.stat().st_size == 0:
         return csv_path
     out = run_dir / PARQUET_NAME

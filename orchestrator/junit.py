@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import SetupError
-from orchestrator.outcome import Outcome
+from orchestrator.rundir import RunFolder, RunManifest
 
-JUNIT_FILE = "junit.xml"
-_COMPLETE = (Outcome.PASSED, Outcome.THRESHOLDS_FAILED)
+JUNIT_FILE = RunFolder.JUNIT
 
 
 def _read(path: Path) -> dict[str, Any] | None:
@@ -116,30 +115,33 @@ def _regression_cases(prefix: str, compare: dict[str, Any]) -> list[ET.Element]:
 def build_junit(run_dir: Path) -> ET.ElementTree:
     """The JUnit XML tree of a run folder."""
     run_dir = Path(run_dir)
-    manifest = _read(run_dir / "run.json") or {}
-    results = _read(run_dir / "results.json")
-    compare = _read(run_dir / "compare.json")
-    prefix = f"orch.{manifest.get('scenario') or 'run'}.{manifest.get('environment') or '-'}"
-    duration = float(manifest.get("duration_s") or 0.0)
+    folder = RunFolder(run_dir)
+    manifest = folder.read_manifest() or RunManifest()
+    results = _read(folder.results_path)
+    compare = _read(folder.compare_json_path)
+    prefix = f"orch.{manifest.scenario or 'run'}.{manifest.environment or '-'}"
+    duration = float(manifest.duration_s or 0.0)
     root = ET.Element("testsuites", name=f"orch {run_dir.name}")
 
     run_case = _case(f"{prefix}.run", "k6 ran to completion", duration)
-    outcome = manifest.get("outcome")
-    if outcome not in _COMPLETE:
+    outcome = manifest.outcome
+    if outcome is None or not outcome.completed:
+        # the outcome's plain string in quotes, as before the enum
+        shown = repr(None if outcome is None else outcome.value)
         error = ET.SubElement(
             run_case,
             "error",
             type=str(outcome),
-            message=f"the run ended as {outcome!r} (k6 exit {manifest.get('k6_exit_code')}); "
-            "see k6.log",
+            message=f"the run ended as {shown} (k6 exit {manifest.k6_exit_code}); "
+            f"see {RunFolder.LOG}",
         )
-        error.text = "\n".join(manifest.get("notes") or [])
+        error.text = "\n".join(manifest.notes)
     if results is None:
         ET.SubElement(
             run_case,
             "error",
             type="no-results",
-            message=f"no readable results.json; rebuild it with `orch report {run_dir}`",
+            message=f"no readable {RunFolder.RESULTS}; rebuild it with `orch report {run_dir}`",
         )
     _suite(root, f"{prefix}.run", [run_case])
     if results is not None:

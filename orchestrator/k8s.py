@@ -43,6 +43,7 @@ from orchestrator.errors import (
 )
 from orchestrator.outcome import Outcome
 from orchestrator.render import BASE_URL_VAR, N8N_BASE_URL_VAR, RenderedScript
+from orchestrator.rundir import RunFolder, RunManifest, iso, utc_now
 
 Echo = Callable[[str], None]
 
@@ -164,8 +165,8 @@ def testrun_name(run_dir: Path) -> str:
 def runner_arguments() -> str:
     """``spec.arguments``: each runner writes gzipped CSV and its summary to its folder."""
     return (
-        f"--out csv={RESULTS_MOUNT}/raw.csv.gz "
-        f"--summary-export={RESULTS_MOUNT}/summary.json --no-color"
+        f"--out csv={RESULTS_MOUNT}/{RunFolder.RAW_CSV}.gz "
+        f"--summary-export={RESULTS_MOUNT}/{RunFolder.SUMMARY} --no-color"
     )
 
 
@@ -408,12 +409,6 @@ def execute_k8s_run(
     """Generate the manifests; with ``dry_run`` write them and return the commands, else
     apply them on the current (non-production) context, wait, collect and merge."""
     from orchestrator.run import new_manifest, prepare_run
-    from orchestrator.rundir import (
-        CONFIG_FILE,
-        SCRIPT_DIR,
-        iso,
-        utc_now,
-    )
 
     context: ClusterContext | None = None
     if not dry_run:
@@ -451,8 +446,8 @@ def execute_k8s_run(
         runner=f"k8s x{parallelism}",
         k6_version=settings.image,
         files={
-            "script": f"{SCRIPT_DIR}/{rendered.script_name}",
-            "config": CONFIG_FILE,
+            "script": f"{RunFolder.SCRIPT}/{rendered.script_name}",
+            "config": RunFolder.CONFIG,
             "manifests": MANIFESTS_DIR,
         },
     )
@@ -496,10 +491,8 @@ def execute_k8s_run(
 
 
 def _record_failure(
-    run_dir: Path, manifest: Any, outcome: Outcome, code: ExitCode, note: str
+    run_dir: Path, manifest: RunManifest, outcome: Outcome, code: ExitCode, note: str
 ) -> None:
-    from orchestrator.rundir import iso, utc_now
-
     manifest.outcome, manifest.exit_code = outcome, int(code)
     manifest.ended_at = iso(utc_now())
     manifest.notes.append(note)
@@ -515,7 +508,7 @@ def _is_loopback(url: str) -> bool:
 
 def _live_run(
     run_dir: Path,
-    manifest: Any,
+    manifest: RunManifest,
     manifests: Manifests,
     secret_values: dict[str, str],
     settings: K8sSettings,
@@ -524,7 +517,6 @@ def _live_run(
     """Apply, wait on status.stage, collect every runner's folder, merge."""
     from orchestrator.merge import find_sources, judge_merged, merge_into
     from orchestrator.progress import planned_seconds
-    from orchestrator.rundir import iso, utc_now
 
     ns, name = settings.namespace, manifests.name
     started = time.monotonic()
@@ -534,7 +526,7 @@ def _live_run(
         kubectl(["-n", ns, "apply", "-f", "-"], input_text=json.dumps(secret))
     kubectl(["-n", ns, "apply", "-f", "-"], input_text=json.dumps(manifests.testrun))
     echo(f"applied TestRun {ns}/{name} ({manifests.testrun['spec']['parallelism']} runners)")
-    planned = planned_seconds(manifest.load_profile) or 0.0
+    planned = planned_seconds(manifest.load_profile or {}) or 0.0
     deadline = time.monotonic() + planned + settings.stage_timeout_s
     stage = ""
     while True:
@@ -553,7 +545,7 @@ def _live_run(
     collect_outputs(ns, name, settings, runners_dir)
     sources = find_sources(sorted(p for p in runners_dir.iterdir() if p.is_dir()))
     merged = merge_into(run_dir, sources)
-    manifest.files.update({"raw": merged.raw_path.name, "summary": "merged-summary.json"})
+    manifest.files.update({"raw": merged.raw_path.name, "summary": RunFolder.MERGED_SUMMARY})
     manifest.ended_at = iso(utc_now())
     manifest.duration_s = round(time.monotonic() - started, 3)
     if stage == "error":

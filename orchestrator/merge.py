@@ -33,12 +33,13 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import ConfigError, ExitCode, SetupError
 from orchestrator.outcome import Outcome
+from orchestrator.rundir import RunFolder, RunManifest
 
 if TYPE_CHECKING:
     from orchestrator.report import ReportResult
 
-MERGED_SUMMARY = "merged-summary.json"
-MERGED_RAW = "raw.parquet"
+MERGED_SUMMARY = RunFolder.MERGED_SUMMARY
+MERGED_RAW = RunFolder.RAW_PARQUET
 # Outcome of a merged run from its sources' outcomes, worst first.
 _SOURCE_PRECEDENCE = (
     (Outcome.REFUSED, ExitCode.REFUSED),
@@ -55,7 +56,7 @@ class MergeSource:
     label: str
     raw: Path
     run_dir: Path | None = None
-    manifest: dict[str, Any] = field(default_factory=dict)
+    manifest: RunManifest = field(default_factory=RunManifest)
     summary_path: Path | None = None
 
 
@@ -90,7 +91,6 @@ def find_sources(paths: list[Path]) -> list[MergeSource]:
     A folder must hold a raw file (``raw.parquet``, ``raw.csv[.gz]``); its ``run.json`` and
     summary are used when present. Raises :class:`ConfigError` naming the path otherwise.
     """
-    from orchestrator.analysis import read_manifest
     from orchestrator.ingest import find_raw
 
     if not paths:
@@ -99,9 +99,8 @@ def find_sources(paths: list[Path]) -> list[MergeSource]:
     for path in paths:
         path = Path(path)
         if path.is_dir():
-            manifest = read_manifest(path)
-            files = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
-            named = (files or {}).get("raw")
+            manifest = RunFolder(path).read_manifest() or RunManifest()
+            named = manifest.files.get("raw")
             raw = path / named if isinstance(named, str) and (path / named).is_file() else None
             raw = raw or find_raw(path)
             if raw is None:
@@ -123,10 +122,9 @@ def find_sources(paths: list[Path]) -> list[MergeSource]:
     return sources
 
 
-def _summary_of(run_dir: Path, manifest: dict[str, Any]) -> Path | None:
+def _summary_of(run_dir: Path, manifest: RunManifest) -> Path | None:
     """The k6 summary of a runner's folder: run.json's ``files.summary``, else summary.json."""
-    files = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
-    for name in [(files or {}).get("summary"), "summary.json"]:
+    for name in [manifest.files.get("summary"), RunFolder.SUMMARY]:
         if isinstance(name, str) and (run_dir / name).is_file():
             return run_dir / name
     return None
@@ -155,7 +153,7 @@ def _as_parquet(source: MergeSource, workdir: Path) -> Path:
     # finalize_raw converts <folder>/raw.csv (plain or gzipped) and deletes only that name,
     # so a link to the source is converted without touching the source.
     folder = Path(tempfile.mkdtemp(prefix="convert-", dir=workdir))
-    os.symlink(source.raw.resolve(), folder / "raw.csv")
+    os.symlink(source.raw.resolve(), folder / RunFolder.RAW_CSV)
     converted = finalize_raw(folder)
     if converted.suffix != ".parquet":
         raise ConfigError(f"cannot read the k6 CSV {source.raw}; is it complete?")
@@ -215,8 +213,8 @@ def _source_duration(source: MergeSource) -> float | None:
             duration = None
         if duration:
             return duration
-    value = source.manifest.get("duration_s")
-    return float(value) if isinstance(value, int | float) and value > 0 else None
+    value = source.manifest.duration_s
+    return float(value) if value is not None and value > 0 else None
 
 
 def merge_into(
@@ -400,13 +398,14 @@ def merge_runs(
     The folder is ``out_dir``, or ``results_dir/<UTC timestamp>_merged_<scenario>``.
     """
     from orchestrator import __version__
-    from orchestrator.rundir import create_run_dir, iso, utc_now, write_json
+    from orchestrator.rundir import iso, utc_now
 
     sources = find_sources(inputs)
-    first = next((s.manifest for s in sources if s.manifest), {})
-    scenario = str(first.get("scenario") or "runs")
+    # the first source whose run.json says anything
+    first = next((s.manifest for s in sources if s.manifest.model_fields_set), RunManifest())
+    scenario = str(first.scenario or "runs")
     if out_dir is None:
-        run_dir = create_run_dir(results_dir or Path("results"), "merged", scenario)
+        run_dir = RunFolder.create(results_dir or Path("results"), "merged", scenario).path
     else:
         run_dir = Path(out_dir)
         if run_dir.resolve() in {s.raw.resolve().parent for s in sources}:
@@ -415,46 +414,40 @@ def merge_runs(
             raise ConfigError(f"{run_dir} is not empty; choose an empty or new folder with --out")
         run_dir.mkdir(parents=True, exist_ok=True)
     merged = merge_into(run_dir, sources)
-    source_outcomes = [
-        s.manifest.get("outcome") if isinstance(s.manifest.get("outcome"), str) else None
-        for s in sources
-    ]
-    started = [str(s.manifest["started_at"]) for s in sources if s.manifest.get("started_at")]
-    ended = [str(s.manifest["ended_at"]) for s in sources if s.manifest.get("ended_at")]
-    manifest: dict[str, Any] = {
-        "scenario": first.get("scenario"),
-        "environment": first.get("environment"),
-        "profile": first.get("profile"),
-        "runner": f"merged ({len(sources)} runners)",
-        "k6_version": first.get("k6_version"),
-        "started_at": min(started, default=None),
-        "ended_at": max(ended, default=None),
-        "orch_version": __version__,
-        "duration_s": merged.duration_s,
-        "outcome": Outcome.RUNNING,
-        "exit_code": None,
-        "merged_from": [
+    source_outcomes = [s.manifest.outcome for s in sources]
+    started = [s.manifest.started_at for s in sources if s.manifest.started_at]
+    ended = [s.manifest.ended_at for s in sources if s.manifest.ended_at]
+    manifest = RunManifest(
+        scenario=first.scenario,
+        environment=first.environment,
+        profile=first.profile,
+        runner=f"merged ({len(sources)} runners)",
+        k6_version=first.k6_version,
+        started_at=min(started, default=None),
+        ended_at=max(ended, default=None),
+        orch_version=__version__,
+        duration_s=merged.duration_s,
+        outcome=Outcome.RUNNING,
+        merged_from=[
             {
                 "label": s.label,
                 "path": str(s.run_dir or s.raw),
-                "outcome": s.manifest.get("outcome"),
-                "k6_exit_code": s.manifest.get("k6_exit_code"),
+                "outcome": s.manifest.outcome,
+                "k6_exit_code": s.manifest.k6_exit_code,
             }
             for s in sources
         ],
-        "notes": [
-            f"merged {merged.points:,} points from {len(sources)} runners on {iso(utc_now())}"
-        ],
-        "files": {"raw": MERGED_RAW, "summary": MERGED_SUMMARY},
-        "load_profile": first.get("load_profile") or {},
-        "thresholds": merged.thresholds,
-        "target": first.get("target") or {},
-    }
-    write_json(run_dir / "run.json", manifest)
+        notes=[f"merged {merged.points:,} points from {len(sources)} runners on {iso(utc_now())}"],
+        files={"raw": MERGED_RAW, "summary": MERGED_SUMMARY},
+        load_profile=first.load_profile or {},
+        thresholds=merged.thresholds,
+        target=first.target,
+    )
+    manifest.save(run_dir)
 
     def save(outcome: Outcome, code: ExitCode) -> None:
-        manifest["outcome"], manifest["exit_code"] = outcome, int(code)
-        write_json(run_dir / "run.json", manifest)
+        manifest.outcome, manifest.exit_code = outcome, int(code)
+        manifest.save(run_dir)
 
     outcome, code, report = judge_merged(run_dir, source_outcomes, save)
     return MergeResult(

@@ -18,11 +18,10 @@ from typing import Any
 from orchestrator import __version__
 from orchestrator.errors import ConfigError, SetupError
 from orchestrator.paths import TEMPLATES_DIR
+from orchestrator.rundir import RunFolder, RunManifest
 
-RESULTS_FILE = "results.json"
-REPORT_FILE = "report.md"
 TEMPLATE = "report.md.j2"
-SUMMARY_CANDIDATES = ("summary.json", "handle_summary.json", "summary-handle.json")
+SUMMARY_CANDIDATES = (RunFolder.SUMMARY, "handle_summary.json", "summary-handle.json")
 
 
 @dataclass
@@ -44,10 +43,9 @@ class ReportResult:
         return [self.results_path, self.report_path, *self.charts]
 
 
-def _summary_file(run_dir: Path, manifest: dict[str, Any]) -> Path | None:
-    files = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
-    named = (files or {}).get("summary")
-    candidates = ([named] if isinstance(named, str) else []) + list(SUMMARY_CANDIDATES)
+def _summary_file(run_dir: Path, manifest: RunManifest) -> Path | None:
+    named = manifest.files.get("summary")
+    candidates = ([named] if named is not None else []) + list(SUMMARY_CANDIDATES)
     for name in candidates:
         path = run_dir / name
         if path.is_file() and path.stat().st_size > 0:
@@ -55,12 +53,11 @@ def _summary_file(run_dir: Path, manifest: dict[str, Any]) -> Path | None:
     return None
 
 
-def _raw_file(run_dir: Path, manifest: dict[str, Any]) -> Path | None:
+def _raw_file(run_dir: Path, manifest: RunManifest) -> Path | None:
     from orchestrator.ingest import find_raw
 
-    files = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
-    named = (files or {}).get("raw")
-    if isinstance(named, str) and (run_dir / named).is_file():
+    named = manifest.files.get("raw")
+    if named is not None and (run_dir / named).is_file():
         return run_dir / named
     return find_raw(run_dir)
 
@@ -81,13 +78,10 @@ def build_report(run_dir: Path, *, raw_file: Path | None = None) -> ReportResult
             f"{run_dir} is not a run folder; pass a folder under results/ written by "
             "`orch run`, or use `orch report --from FILE` for a raw k6 file"
         )
-    from orchestrator.analysis import read_manifest
-
-    manifest = read_manifest(run_dir)
+    folder = RunFolder(run_dir)
+    manifest = folder.read_manifest() or RunManifest()
     # the run's own notes first (test users shared by VUs, raw output left uncompacted, …)
-    notes: list[str] = [
-        str(n) for n in manifest.get("notes") or [] if n and not str(n).startswith("report not")
-    ]
+    notes: list[str] = [n for n in manifest.notes if n and not n.startswith("report not")]
     summary: Summary | None = None
     summary_path = _summary_file(run_dir, manifest)
     if summary_path is not None:
@@ -143,9 +137,9 @@ def build_report(run_dir: Path, *, raw_file: Path | None = None) -> ReportResult
         results["charts"] = [{"key": c.key, "title": c.title, "file": c.file} for c in charts]
         results["notes"] = notes
         results = _stable(results)
-        results_path = run_dir / RESULTS_FILE
+        results_path = folder.results_path
         _write(results_path, json.dumps(results, indent=2, default=_json_default) + "\n")
-        report_path = run_dir / REPORT_FILE
+        report_path = folder.report_path
         _write(report_path, render_markdown(results))
     except OSError as exc:
         raise SetupError(
@@ -314,9 +308,10 @@ def import_raw(
         raise ConfigError(f"the raw file {raw} does not exist; pass k6's --out json/csv file")
     fmt, compressed = detect_format(raw)
     if fmt == "parquet":
-        name = "raw.parquet"
+        name = RunFolder.RAW_PARQUET
     else:
-        name = ("raw.json" if fmt == "ndjson" else "raw.csv") + (".gz" if compressed else "")
+        plain = "raw.json" if fmt == "ndjson" else RunFolder.RAW_CSV
+        name = plain + (".gz" if compressed else "")
     if summary is not None and not summary.is_file():
         raise ConfigError(f"the summary file {summary} does not exist")
     if summary is not None:
@@ -328,16 +323,13 @@ def import_raw(
         stem = raw.name.split(".")[0] or "raw"
         base = results_dir if results_dir is not None else Path("results")
         out_dir = base / f"{stamp}_imported_{stem}"
+    folder = RunFolder(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        previous = (
-            json.loads((out_dir / "run.json").read_text(encoding="utf-8"))
-            if (out_dir / "run.json").is_file()
-            else {}
-        )
-        if isinstance(previous, dict) and "imported_from" in previous:
+        previous = folder.read_manifest()
+        if previous is not None and previous.imported_from is not None:
             # A folder of an earlier import: drop its inputs so none outlives this import.
-            for old in [*out_dir.glob("raw.*"), out_dir / "summary.json"]:
+            for old in [*out_dir.glob("raw.*"), folder.summary_path]:
                 if old.name != name and old.is_file():
                     old.unlink()
         elif any(out_dir.iterdir()):
@@ -349,18 +341,15 @@ def import_raw(
             shutil.copyfile(raw, out_dir / name)
         files: dict[str, str] = {"raw": name}
         if summary is not None:
-            if summary.resolve() != (out_dir / "summary.json").resolve():
-                shutil.copyfile(summary, out_dir / "summary.json")
-            files["summary"] = "summary.json"
-        manifest = {
-            "orch_version": __version__,
-            "scenario": None,
-            "environment": None,
-            "outcome": None,
-            "imported_from": {"raw": str(raw), "summary": str(summary) if summary else None},
-            "files": files,
-        }
-        _write(out_dir / "run.json", json.dumps(manifest, indent=2) + "\n")
+            if summary.resolve() != folder.summary_path.resolve():
+                shutil.copyfile(summary, folder.summary_path)
+            files["summary"] = RunFolder.SUMMARY
+        manifest = RunManifest(
+            orch_version=__version__,
+            imported_from={"raw": str(raw), "summary": str(summary) if summary else None},
+            files=files,
+        )
+        folder.write_manifest(manifest)
     except OSError as exc:
         raise SetupError(
             f"cannot write the run folder {out_dir}: {exc.strerror or exc}; choose a writable "

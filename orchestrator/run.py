@@ -29,16 +29,7 @@ from orchestrator.progress import (
     planned_seconds,
 )
 from orchestrator.render import BASE_URL_VAR, N8N_BASE_URL_VAR, RenderedScript, render_script
-from orchestrator.rundir import (
-    CONFIG_FILE,
-    LOG_FILE,
-    SCRIPT_DIR,
-    RunManifest,
-    create_run_dir,
-    iso,
-    utc_now,
-    write_json,
-)
+from orchestrator.rundir import RunFolder, RunManifest, iso, utc_now, write_json
 from orchestrator.runner import K6Invocation, K6Outcome, K6Runner, LineSink, dropped_variables
 from orchestrator.secrets import Redactor
 
@@ -62,7 +53,7 @@ def new_manifest(
     run: ResolvedRun, *, runner: str, k6_version: str, files: dict[str, str], **extra: Any
 ) -> RunManifest:
     """The manifest a run starts with: what runs, where, with which load and targets."""
-    return RunManifest(
+    return RunManifest.start(
         scenario=run.scenario_name,
         environment=run.environment_name,
         profile=run.profile_name,
@@ -243,13 +234,13 @@ def prepare_run(config: OrchConfig, run: ResolvedRun) -> PreparedRun:
 
     policy = guard_run(config, run, "run a load test")
     test_users = users_for_run(config.root / USERS_FILE, run.environment_name)
-    run_dir = create_run_dir(config.results_dir, run.scenario_name, run.environment_name)
+    run_dir = RunFolder.create(config.results_dir, run.scenario_name, run.environment_name).path
     try:
-        rendered = render_script(config, run, run_dir / SCRIPT_DIR, policy)
+        rendered = render_script(config, run, run_dir / RunFolder.SCRIPT, policy)
     except OrchError:
         _remove_empty_run_dir(run_dir)
         raise
-    write_json(run_dir / CONFIG_FILE, run.public_summary())
+    write_json(run_dir / RunFolder.CONFIG, run.public_summary())
     redact = Redactor([*run.secret_env.values(), *(u["password"] for u in test_users)])
     return PreparedRun(run_dir, rendered, test_users, redact, policy, BlockedConnections())
 
@@ -335,11 +326,11 @@ def execute_run(
         runner=runner.name,
         k6_version=runner.version(),
         files={
-            "script": f"{SCRIPT_DIR}/{prepared.rendered.script_name}",
-            "config": CONFIG_FILE,
-            "log": LOG_FILE,
-            "summary": "summary.json",
-            "raw": "raw.csv",
+            "script": f"{RunFolder.SCRIPT}/{prepared.rendered.script_name}",
+            "config": RunFolder.CONFIG,
+            "log": RunFolder.LOG,
+            "summary": RunFolder.SUMMARY,
+            "raw": RunFolder.RAW_CSV,
         },
     )
     if note := prepared.users_note(run):
@@ -361,7 +352,7 @@ def execute_run(
     try:
         with (
             sigterm_as_interrupt(),
-            open(run_dir / LOG_FILE, "w", encoding="utf-8") as log,
+            open(run_dir / RunFolder.LOG, "w", encoding="utf-8") as log,
         ):
             try:
                 with target_for(run, run_dir, echo):
@@ -379,12 +370,13 @@ def execute_run(
         manifest.duration_s = round(time.monotonic() - started, 3)
         if outcome is None:  # an error before or while starting k6
             manifest.outcome = Outcome.K6_ERROR
-            manifest.notes.append("k6 did not run to completion; see k6.log")
+            manifest.notes.append(f"k6 did not run to completion; see {RunFolder.LOG}")
             manifest.save(run_dir)
     code = record_outcome(manifest, outcome, prepared.redact, prepared.blocked)
     manifest.save(run_dir)
 
     report_path = _finish_outputs(run_dir, manifest, echo, make_report)
+    assert manifest.outcome is not None  # record_outcome set it
     return RunResult(run_dir, manifest.outcome, code, outcome.exit_code, report_path)
 
 

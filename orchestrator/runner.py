@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from orchestrator.errors import SetupError
+from orchestrator.rundir import RunFolder
 
 LineSink = Callable[[str], None]
 
@@ -61,8 +62,8 @@ class K6Invocation:
     run_dir: Path  # writable folder for every output
     env: dict[str, str]  # variables k6 sees in __ENV (secrets included; never logged)
     extra_args: list[str] = field(default_factory=list)  # further `k6 run` options
-    summary_file: str = "summary.json"  # --summary-export target
-    raw_file: str = "raw.csv"  # --out csv= target
+    summary_file: str = RunFolder.SUMMARY  # --summary-export target
+    raw_file: str = RunFolder.RAW_CSV  # --out csv= target
     api_address: str | None = None  # host:port for k6's REST API (live progress)
 
     def k6_args(self, script_path: str, out_dir: str) -> list[str]:

@@ -36,14 +36,7 @@ from orchestrator.run import (
     sigterm_as_interrupt,
     target_for,
 )
-from orchestrator.rundir import (
-    CONFIG_FILE,
-    LOG_FILE,
-    SCRIPT_DIR,
-    RunManifest,
-    iso,
-    utc_now,
-)
+from orchestrator.rundir import RunFolder, RunManifest, iso, utc_now
 from orchestrator.runner import (
     STOP_GRACE_SECONDS,
     K6Invocation,
@@ -119,8 +112,8 @@ def execute_sharded_run(
         k6_version=runner.version(),
         started_at=started_at,
         files={
-            "script": f"{SCRIPT_DIR}/{rendered.script_name}",
-            "config": CONFIG_FILE,
+            "script": f"{RunFolder.SCRIPT}/{rendered.script_name}",
+            "config": RunFolder.CONFIG,
             "shards": SHARDS_DIR,
         },
     )
@@ -154,10 +147,10 @@ def execute_sharded_run(
             k6_version=runner.version(),
             started_at=started_at,
             files={
-                "script": f"../../{SCRIPT_DIR}/{rendered.script_name}",
-                "log": LOG_FILE,
-                "summary": "summary.json",
-                "raw": "raw.csv",
+                "script": f"../../{RunFolder.SCRIPT}/{rendered.script_name}",
+                "log": RunFolder.LOG,
+                "summary": RunFolder.SUMMARY,
+                "raw": RunFolder.RAW_CSV,
             },
             notes=[f"shard {index} of {shards}: {' '.join(invocation.extra_args) or 'whole test'}"],
         )
@@ -252,7 +245,7 @@ def _run_all(runner: K6Runner, items: list[_Shard], redact: Redactor, echo: Echo
 
     with contextlib.ExitStack() as stack:
         for item in items:
-            log = stack.enter_context(open(item.run_dir / LOG_FILE, "w", encoding="utf-8"))
+            log = stack.enter_context(open(item.run_dir / RunFolder.LOG, "w", encoding="utf-8"))
             logs.append(log)
             assert item.invocation.api_address is not None
             stack.enter_context(ProgressMonitor(item.invocation.api_address, show(item.index)))
@@ -303,16 +296,16 @@ def _merge_shards(
     sources: list[MergeSource] = []
     for item in items:
         # the merge reads a CSV left as written too
-        raw = compact_raw(item.run_dir, item.manifest, echo) or item.run_dir / "raw.csv"
+        raw = compact_raw(item.run_dir, item.manifest, echo) or item.run_dir / RunFolder.RAW_CSV
         item.manifest.save(item.run_dir)
         if raw.is_file() and raw.stat().st_size > 0:
-            summary = item.run_dir / "summary.json"
+            summary = item.run_dir / RunFolder.SUMMARY
             sources.append(
                 MergeSource(
                     label=f"shard {item.index}",
                     raw=raw,
                     run_dir=item.run_dir,
-                    manifest={"thresholds": manifest.thresholds},
+                    manifest=RunManifest(thresholds=manifest.thresholds),
                     summary_path=summary if summary.is_file() and summary.stat().st_size else None,
                 )
             )
@@ -331,7 +324,7 @@ def _merge_shards(
         if sources:
             merged = merge_into(run_dir, sources)
             manifest.files["raw"] = merged.raw_path.name
-            manifest.files["summary"] = "merged-summary.json"
+            manifest.files["summary"] = RunFolder.MERGED_SUMMARY
             manifest.notes.append(f"merged {merged.points:,} points from {len(sources)} shards")
             manifest.save(run_dir)
 
@@ -347,7 +340,7 @@ def _merge_shards(
         if manifest.exit_code is None:
             manifest.outcome, manifest.exit_code = Outcome.K6_ERROR, int(ExitCode.K6_ERROR)
     manifest.save(run_dir)
-    assert manifest.exit_code is not None
+    assert manifest.outcome is not None and manifest.exit_code is not None
     return RunResult(
         run_dir,
         manifest.outcome,

@@ -165,6 +165,7 @@ def run(
     from orchestrator.guard import guard_run, refuse_production_kind
     from orchestrator.outcome import Outcome
     from orchestrator.run import execute_run, select_runner
+    from orchestrator.rundir import RunFolder
 
     config = load_project(config_file)
     chosen_env = env_name or config.defaults.environment
@@ -197,8 +198,8 @@ def run(
     verdicts = {
         Outcome.PASSED: "PASSED: every threshold held",
         Outcome.THRESHOLDS_FAILED: "FAILED: thresholds crossed",
-        Outcome.K6_ERROR: f"ERROR: k6 failed (exit {result.k6_exit_code}); see k6.log",
-        Outcome.CRASHED: "ERROR: k6 crashed or was killed; see k6.log",
+        Outcome.K6_ERROR: f"ERROR: k6 failed (exit {result.k6_exit_code}); see {RunFolder.LOG}",
+        Outcome.CRASHED: f"ERROR: k6 crashed or was killed; see {RunFolder.LOG}",
         Outcome.INTERRUPTED: "INTERRUPTED: the run was stopped; its files are kept",
     }
     click.echo(verdicts.get(result.outcome, result.outcome), err=True)
