@@ -1,7 +1,8 @@
 """The run's figures: one ``results.json`` document from run.json, the summary and raw points.
 
 The document's shape is stable and versioned (``schema_version``); it is described field
-by field in ``docs/results-json.md``. Verdicts come from k6's own summary where it has
+by field in ``docs/results-json.md`` and typed in :mod:`orchestrator.results_json`, whose
+models :func:`build_results` fills. Verdicts come from k6's own summary where it has
 them; a threshold k6 did not report (no summary, e.g. a killed run or a raw file from
 elsewhere) is judged by orch from the raw points and marked so.
 """
@@ -13,11 +14,25 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from orchestrator.ingest import EndpointFigures, RawAggregates
+from orchestrator.ingest import EndpointFigures as RawEndpointFigures
+from orchestrator.ingest import RawAggregates
+from orchestrator.results_json import (
+    SCHEMA_VERSION,
+    CheckFigures,
+    EndpointFigures,
+    ErrorGroup,
+    Ingest,
+    Latency,
+    RateLimits,
+    RateLimitShare,
+    ResultsDocument,
+    RunInfo,
+    Sources,
+    ThresholdRow,
+    Verdict,
+)
 from orchestrator.rundir import RunFolder, RunManifest
 from orchestrator.summary import BUILTIN_TYPES, Summary, parse_metric_key, parse_threshold
-
-SCHEMA_VERSION = 1
 
 
 def manifest_thresholds(manifest: RunManifest) -> dict[str, list[str]]:
@@ -63,39 +78,39 @@ def _unit(kind: str | None, stat: str, metric: str) -> str:
     return ""
 
 
-def _latency(figures: EndpointFigures) -> dict[str, Any]:
+def _latency(figures: RawEndpointFigures) -> Latency:
     lat = asdict(figures.latency)
     lat.pop("count", None)
-    return lat
+    return Latency(**lat)
 
 
-def _endpoint_doc(figures: EndpointFigures, duration_s: float | None) -> dict[str, Any]:
+def _endpoint_doc(figures: RawEndpointFigures, duration_s: float | None) -> EndpointFigures:
     requests = figures.requests
-    return {
-        "name": figures.name,
-        "methods": figures.methods,
-        "requests": requests,
-        "throughput_rps": (requests / duration_s) if duration_s else None,
-        "failed": figures.failed,
-        "error_rate": (figures.failed / requests) if requests else None,
-        "rate_limited": figures.rate_limited,
-        "failed_excluding_429": figures.failed - figures.failed_rate_limited,
-        "error_rate_excluding_429": (
+    return EndpointFigures(
+        name=figures.name,
+        methods=figures.methods,
+        requests=requests,
+        throughput_rps=(requests / duration_s) if duration_s else None,
+        failed=figures.failed,
+        error_rate=(figures.failed / requests) if requests else None,
+        rate_limited=figures.rate_limited,
+        failed_excluding_429=figures.failed - figures.failed_rate_limited,
+        error_rate_excluding_429=(
             (figures.failed - figures.failed_rate_limited) / requests if requests else None
         ),
-        "server_errors": figures.server_errors,
-        "network_errors": figures.network_errors,
-        "latency_ms": _latency(figures),
-    }
+        server_errors=figures.server_errors,
+        network_errors=figures.network_errors,
+        latency_ms=_latency(figures),
+    )
 
 
 def threshold_rows(
     thresholds: dict[str, list[str]],
     summary: Summary | None,
     agg: RawAggregates | None,
-) -> list[dict[str, Any]]:
+) -> list[ThresholdRow]:
     """One row per threshold expression: verdict, measured value, and where each came from."""
-    rows: list[dict[str, Any]] = []
+    rows: list[ThresholdRow] = []
     for key, exprs in thresholds.items():
         metric, tags = parse_metric_key(key)
         kind = _metric_kind(key, summary, agg)
@@ -118,20 +133,20 @@ def threshold_rows(
             else:
                 ok, verdict_source = None, None
             rows.append(
-                {
-                    "metric": key,
-                    "base_metric": metric,
-                    "tags": tags,
-                    "expression": text,
-                    "stat": expr.stat if expr else None,
-                    "operator": expr.operator if expr else None,
-                    "target": expr.target if expr else None,
-                    "unit": _unit(kind, expr.stat if expr else "", metric),
-                    "measured": measured,
-                    "measured_source": measured_source,
-                    "ok": ok,
-                    "verdict_source": verdict_source,
-                }
+                ThresholdRow(
+                    metric=key,
+                    base_metric=metric,
+                    tags=tags,
+                    expression=text,
+                    stat=expr.stat if expr else None,
+                    operator=expr.operator if expr else None,
+                    target=expr.target if expr else None,
+                    unit=_unit(kind, expr.stat if expr else "", metric),
+                    measured=measured,
+                    measured_source=measured_source,
+                    ok=ok,
+                    verdict_source=verdict_source,
+                )
             )
     return rows
 
@@ -166,114 +181,108 @@ def build_results(
     agg: RawAggregates | None,
     thresholds: dict[str, list[str]],
     orch_version: str,
-) -> dict[str, Any]:
-    """Assemble the results.json document (without the chart list, added by the report)."""
+) -> ResultsDocument:
+    """Assemble the results.json document (without the chart list and the notes, added by
+    the report)."""
     duration = (
         (summary.duration_s if summary else None)
         or _positive(manifest.duration_s)
         or (agg.span_s if agg else None)
     )
     rows = threshold_rows(thresholds, summary, agg)
-    judged = [r for r in rows if r["ok"] is not None]
-    failed = [r for r in judged if not r["ok"]]
     overall = _endpoint_doc(agg.overall, duration) if agg and agg.overall else None
     endpoints = [_endpoint_doc(e, duration) for e in agg.endpoints] if agg else []
     errors = (
         [
-            {
-                "endpoint": e.endpoint,
-                "status": e.status,
-                "error_code": e.error_code,
-                "count": e.count,
-                "rate_limited": e.status == "429",
-                "message": e.message,
-            }
+            ErrorGroup(
+                endpoint=e.endpoint,
+                status=e.status,
+                error_code=e.error_code,
+                count=e.count,
+                rate_limited=e.status == "429",
+                message=e.message,
+            )
             for e in agg.errors
         ]
         if agg
         else []
     )
+    checks: list[CheckFigures]
     if agg and agg.checks:
         checks = [
-            {"name": n, "passes": p, "fails": f, "pass_rate": p / (p + f) if p + f else None}
+            CheckFigures(name=n, passes=p, fails=f, pass_rate=p / (p + f) if p + f else None)
             for n, p, f in agg.checks
         ]
-        checks_source = "raw points"
+        checks_source: str | None = "raw points"
     elif summary and summary.checks:
         checks = [
-            {
-                "name": c.name,
-                "passes": c.passes,
-                "fails": c.fails,
-                "pass_rate": c.passes / (c.passes + c.fails) if c.passes + c.fails else None,
-            }
+            CheckFigures(
+                name=c.name,
+                passes=c.passes,
+                fails=c.fails,
+                pass_rate=c.passes / (c.passes + c.fails) if c.passes + c.fails else None,
+            )
             for c in summary.checks
         ]
         checks_source = "k6 summary"
     else:
         checks, checks_source = [], None
-    limited_total = overall["rate_limited"] if overall else 0
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "generated_by": f"orch {orch_version}",
-        "run": {
-            "folder": run_dir.name,
-            "scenario": manifest.scenario,
-            "environment": manifest.environment,
-            "profile": manifest.profile,
-            "runner": manifest.runner,
-            "orch_version": manifest.orch_version,
-            "k6_version": manifest.k6_version,
-            "started_at": manifest.started_at,
-            "ended_at": manifest.ended_at,
-            "duration_s": duration,
-            "outcome": manifest.outcome,
-            "k6_exit_code": manifest.k6_exit_code,
-            "exit_code": manifest.exit_code,
-            "base_url": manifest.target.get("base_url"),
-            "load_profile": manifest.load_profile,
-        },
-        "sources": {
-            "raw_file": agg.path.name if agg else None,
-            "raw_format": (agg.fmt + (".gz" if agg.compressed else "")) if agg else None,
-            "summary_file": summary_file.name if summary_file else None,
-            "summary_shape": summary.shape if summary else None,
-        },
-        "ingest": {
-            "points": agg.total_points if agg else 0,
-            "skipped": dict(agg.skipped) if agg else {},
-            "untagged_http_points": agg.untagged_http_points if agg else 0,
-            "metrics": dict(sorted(agg.metrics.items())) if agg else {},
-            "first_point_at": agg.first_ts if agg else None,
-            "last_point_at": agg.last_ts if agg else None,
-        },
-        "verdict": {
-            "thresholds_ok": (not failed) if judged else None,
-            "thresholds_total": len(rows),
-            "thresholds_failed": len(failed),
-            "thresholds_unjudged": len(rows) - len(judged),
-        },
-        "thresholds": rows,
-        "overall": overall,
-        "endpoints": endpoints,
-        "errors": errors,
-        "rate_limits": {
-            "total": limited_total,
-            "by_endpoint": [
-                {
-                    "endpoint": e["name"],
-                    "count": e["rate_limited"],
-                    "share_of_requests": e["rate_limited"] / e["requests"] if e["requests"] else 0,
-                }
+    return ResultsDocument(
+        schema_version=SCHEMA_VERSION,
+        generated_by=f"orch {orch_version}",
+        run=RunInfo(
+            folder=run_dir.name,
+            scenario=manifest.scenario,
+            environment=manifest.environment,
+            profile=manifest.profile,
+            runner=manifest.runner,
+            orch_version=manifest.orch_version,
+            k6_version=manifest.k6_version,
+            started_at=manifest.started_at,
+            ended_at=manifest.ended_at,
+            duration_s=duration,
+            outcome=manifest.outcome,
+            k6_exit_code=manifest.k6_exit_code,
+            exit_code=manifest.exit_code,
+            base_url=manifest.target.get("base_url"),
+            load_profile=manifest.load_profile,
+        ),
+        sources=Sources(
+            raw_file=agg.path.name if agg else None,
+            raw_format=(agg.fmt + (".gz" if agg.compressed else "")) if agg else None,
+            summary_file=summary_file.name if summary_file else None,
+            summary_shape=summary.shape if summary else None,
+        ),
+        ingest=Ingest(
+            points=agg.total_points if agg else 0,
+            skipped=dict(agg.skipped) if agg else {},
+            untagged_http_points=agg.untagged_http_points if agg else 0,
+            metrics=dict(sorted(agg.metrics.items())) if agg else {},
+            first_point_at=agg.first_ts if agg else None,
+            last_point_at=agg.last_ts if agg else None,
+        ),
+        verdict=Verdict.of(rows),
+        thresholds=rows,
+        overall=overall,
+        endpoints=endpoints,
+        errors=errors,
+        rate_limits=RateLimits(
+            total=overall.rate_limited if overall else 0,
+            by_endpoint=[
+                RateLimitShare(
+                    endpoint=e.name,
+                    count=e.rate_limited,
+                    share_of_requests=e.rate_limited / e.requests if e.requests else 0,
+                )
                 for e in endpoints
-                if e["rate_limited"]
+                if e.rate_limited
             ],
             **_allowed_rate(run_dir),
-        },
-        "checks": checks,
-        "checks_source": checks_source,
-        "charts": [],
-    }
+        ),
+        checks=checks,
+        checks_source=checks_source,
+        charts=[],
+    )
 
 
 def _positive(value: Any) -> float | None:

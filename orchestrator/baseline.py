@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator import __version__
 from orchestrator.errors import ConfigError, OrchError, SetupError
-from orchestrator.outcome import Outcome
 from orchestrator.rundir import RunFolder
 
 if TYPE_CHECKING:
@@ -67,15 +66,16 @@ def make_baseline(run_dir: Path) -> dict[str, Any]:
 
     run_dir = Path(run_dir)
     results = read_results(run_dir)
-    run = results.get("run") or {}
-    if not run.get("scenario") or not run.get("environment"):
+    run = results.run
+    if not run.scenario or not run.environment:
         raise ConfigError(
             f"{run_dir} does not say which scenario and environment it ran "
             f"({RunFolder.MANIFEST}); only folders written by `orch run` can become a baseline"
         )
-    if run.get("outcome") not in (Outcome.PASSED, Outcome.THRESHOLDS_FAILED):
+    if run.outcome is None or not run.outcome.completed:
+        shown = repr(None if run.outcome is None else run.outcome.value)
         raise ConfigError(
-            f"{run_dir} ended as {run.get('outcome')!r}; a baseline must be a complete run "
+            f"{run_dir} ended as {shown}; a baseline must be a complete run "
             "(passed, or thresholds_failed)"
         )
     figures = figures_by_endpoint(results)
@@ -85,13 +85,13 @@ def make_baseline(run_dir: Path) -> dict[str, Any]:
     return {
         "kind": BASELINE_KIND,
         "schema_version": BASELINE_SCHEMA_VERSION,
-        "scenario": run.get("scenario"),
-        "environment": run.get("environment"),
-        "profile": run.get("profile"),
-        "source_run": run.get("folder") or run_dir.name,
-        "run_started_at": run.get("started_at"),
-        "duration_s": run.get("duration_s"),
-        "k6_version": run.get("k6_version"),
+        "scenario": run.scenario,
+        "environment": run.environment,
+        "profile": run.profile,
+        "source_run": run.folder or run_dir.name,
+        "run_started_at": run.started_at,
+        "duration_s": run.duration_s,
+        "k6_version": run.k6_version,
         "orch_version": __version__,
         "set_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "overall": _figures(figures[OVERALL]),

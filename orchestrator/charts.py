@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from orchestrator.ingest import RawAggregates
+    from orchestrator.results_json import EndpointFigures, ResultsDocument, ThresholdRow
 
 CHART_DIR = RunFolder.CHARTS
 SIZE = (10.0, 5.0)  # inches; at 120 dpi: 1200 x 600 px, readable on a slide
@@ -195,9 +196,9 @@ def active_vus(agg: RawAggregates | None, path: Path) -> None:
     _save(fig, path)
 
 
-def endpoint_p95(endpoints: list[dict[str, Any]], limits: dict[str, float], path: Path) -> None:
+def endpoint_p95(endpoints: list[EndpointFigures], limits: dict[str, float], path: Path) -> None:
     """Per-endpoint p95 as bars, with the p95 threshold each must stay under."""
-    shown = [e for e in endpoints if e["latency_ms"].get("p95") is not None][:20]
+    shown = [e for e in endpoints if e.latency_ms.p95 is not None][:20]
     height = max(SIZE[1], 1.2 + 0.45 * len(shown))
     fig, (ax,) = _figure(height=height)
     ax.set_title("p95 latency per endpoint vs its threshold", fontsize=14, loc="left")
@@ -205,9 +206,9 @@ def endpoint_p95(endpoints: list[dict[str, Any]], limits: dict[str, float], path
         _no_data(ax, "No data: no endpoint recorded http_req_duration points")
         _save(fig, path)
         return
-    names = [_short(e["name"]) for e in shown][::-1]
-    values = [float(e["latency_ms"]["p95"]) for e in shown][::-1]
-    limit_of = [limits.get(e["name"], limits.get("*")) for e in shown][::-1]
+    names = [_short(e.name) for e in shown][::-1]
+    values = [float(e.latency_ms.p95 or 0.0) for e in shown][::-1]
+    limit_of = [limits.get(e.name, limits.get("*")) for e in shown][::-1]
     colours = [
         RED if lim is not None and v >= lim else BLUE
         for v, lim in zip(values, limit_of, strict=True)
@@ -237,7 +238,7 @@ def endpoint_p95(endpoints: list[dict[str, Any]], limits: dict[str, float], path
 
 
 def latency_histogram(
-    agg: RawAggregates | None, overall: dict[str, Any] | None, path: Path
+    agg: RawAggregates | None, overall: EndpointFigures | None, path: Path
 ) -> None:
     """Distribution of http_req_duration, with p50/p95/p99 marked."""
     fig, (ax,) = _figure()
@@ -258,9 +259,9 @@ def latency_histogram(
         label += f" (not shown: {', '.join(outside)})"
     ax.bar(edges[:-1], agg.histogram_counts, width=widths, align="edge", color=BLUE,
            alpha=0.8, label=label)  # fmt: skip
-    lat = (overall or {}).get("latency_ms") or {}
+    lat = overall.latency_ms if overall is not None else None
     for key, colour in (("p50", GREEN), ("p95", ORANGE), ("p99", RED)):
-        value = lat.get(key)
+        value = getattr(lat, key) if lat is not None else None
         if value is not None and value <= edges[-1] * 1.001:
             ax.axvline(value, color=colour, linewidth=2, linestyle="--",
                        label=f"{key} = {value:,.1f} ms")  # fmt: skip
@@ -274,18 +275,18 @@ def _short(name: str, width: int = 42) -> str:
     return name if len(name) <= width else "…" + name[-(width - 1) :]
 
 
-def p95_limits(thresholds: list[dict[str, Any]]) -> dict[str, float]:
+def p95_limits(thresholds: list[ThresholdRow]) -> dict[str, float]:
     """Per-endpoint p95 limits from thresholds on http_req_duration ('*' = all requests)."""
     limits: dict[str, float] = {}
     for row in thresholds:
-        if row.get("base_metric") != "http_req_duration" or row.get("stat") != "p(95)":
+        if row.base_metric != "http_req_duration" or row.stat != "p(95)":
             continue
-        if row.get("operator") not in ("<", "<=") or row.get("target") is None:
+        if row.operator not in ("<", "<=") or row.target is None:
             continue
-        tags = row.get("tags") or {}
+        tags = row.tags
         key = tags.get("name") or tags.get("url") if tags else "*"
         if key and set(tags) <= {"name", "url"}:
-            limits[key] = min(float(row["target"]), limits.get(key, float("inf")))
+            limits[key] = min(float(row.target), limits.get(key, float("inf")))
     return limits
 
 
@@ -323,7 +324,9 @@ def _draw(jobs: list[tuple[Callable[..., None], tuple[Any, ...]]]) -> None:
         _run_jobs(child_jobs)
 
 
-def render_charts(run_dir: Path, agg: RawAggregates | None, results: dict[str, Any]) -> list[Chart]:
+def render_charts(
+    run_dir: Path, agg: RawAggregates | None, results: ResultsDocument
+) -> list[Chart]:
     """Draw every chart into ``run_dir/charts/``; return them in report order."""
     import matplotlib
 
@@ -337,16 +340,16 @@ def render_charts(run_dir: Path, agg: RawAggregates | None, results: dict[str, A
         Chart("endpoint_p95", "p95 per endpoint", f"{CHART_DIR}/endpoint_p95.png"),
         Chart("histogram", "Latency distribution", f"{CHART_DIR}/latency_histogram.png"),
     ]
-    limits = p95_limits(results.get("thresholds") or [])
+    limits = p95_limits(results.thresholds)
     jobs: list[tuple[Callable[..., None], tuple[Any, ...]]] = [
         (throughput_and_errors, (agg, run_dir / charts[1].file)),
-        (latency_histogram, (agg, results.get("overall"), run_dir / charts[4].file)),
+        (latency_histogram, (agg, results.overall, run_dir / charts[4].file)),
         (latency_over_time, (agg, run_dir / charts[0].file, limits.get("*"))),
         (active_vus, (agg, run_dir / charts[2].file)),
         (
             endpoint_p95,
             (
-                results.get("endpoints") or [],
+                results.endpoints,
                 limits,
                 run_dir / charts[3].file,
             ),

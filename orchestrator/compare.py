@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import ConfigError, SetupError
+from orchestrator.results_json import ResultsDocument
 from orchestrator.rundir import RunFolder
 
 if TYPE_CHECKING:
@@ -159,51 +160,41 @@ def _stable(value: Any) -> Any:
 # --- loading sides ------------------------------------------------------------------------
 
 
-def read_results(run_dir: Path) -> dict[str, Any]:
+def read_results(run_dir: Path) -> ResultsDocument:
     """A run folder's results.json, built first (``orch report``) when it is missing."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ConfigError(
             f"{run_dir} is not a run folder; pass a folder under results/ written by `orch run`"
         )
-    path = RunFolder(run_dir).results_path
-    if not path.is_file():
+    folder = RunFolder(run_dir)
+    if not folder.results_path.is_file():
         from orchestrator.report import build_report
 
         build_report(run_dir)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(
-            f"cannot read {path}: {exc}; rebuild it with `orch report {run_dir}`"
-        ) from exc
-    if not isinstance(data, dict) or data.get("schema_version") != 1:
-        raise ConfigError(
-            f"{path} is not a results.json of schema_version 1; rebuild it with "
-            f"`orch report {run_dir}`"
-        )
-    return data
+    return folder.read_results()
 
 
-def figures_by_endpoint(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """``{"all": overall, endpoint: figures, ...}`` from a results.json document."""
+def figures_by_endpoint(results: ResultsDocument) -> dict[str, dict[str, Any]]:
+    """``{"all": overall, endpoint: figures, ...}`` from a results.json document, each
+    endpoint's figures as in the file."""
     out: dict[str, dict[str, Any]] = {}
-    if isinstance(results.get("overall"), dict):
-        out[OVERALL] = results["overall"]
-    for entry in results.get("endpoints") or []:
-        if isinstance(entry, dict) and entry.get("name") and entry["name"] != OVERALL:
-            out[str(entry["name"])] = entry
+    if results.overall is not None:
+        out[OVERALL] = results.overall.model_dump()
+    for entry in results.endpoints:
+        if entry.name and entry.name != OVERALL:
+            out[entry.name] = entry.model_dump()
     return out
 
 
-def latency_samples(run_dir: Path, results: dict[str, Any]) -> dict[str, np.ndarray]:
+def latency_samples(run_dir: Path, results: ResultsDocument) -> dict[str, np.ndarray]:
     """Every ``http_req_duration`` point of a run, in ms, per endpoint and for "all"."""
     import numpy as np
 
     from orchestrator.ingest import find_raw, load_points
 
-    raw_name = (results.get("sources") or {}).get("raw_file")
-    raw = run_dir / raw_name if isinstance(raw_name, str) else None
+    raw_name = results.sources.raw_file
+    raw = run_dir / raw_name if raw_name is not None else None
     if raw is None or not raw.is_file():
         raw = find_raw(run_dir)
     if raw is None:
@@ -221,17 +212,16 @@ def load_run(run_dir: Path) -> Side:
     """A run folder as a side: its results.json figures and its raw latency points."""
     run_dir = Path(run_dir)
     results = read_results(run_dir)
-    run = results.get("run") or {}
     return Side(
         label=run_dir.name,
         kind="run",
-        scenario=run.get("scenario"),
-        environment=run.get("environment"),
-        profile=run.get("profile"),
+        scenario=results.run.scenario,
+        environment=results.run.environment,
+        profile=results.run.profile,
         figures=figures_by_endpoint(results),
         samples=latency_samples(run_dir, results),
         sample_kind="raw points",
-        started_at=run.get("started_at"),
+        started_at=results.run.started_at,
     )
 
 

@@ -7,13 +7,13 @@ any archive of run folders such as downloaded CI artifacts), keeps the runs of o
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import ConfigError, SetupError
 from orchestrator.outcome import Outcome
+from orchestrator.results_json import read_results
 from orchestrator.rundir import RunFolder
 
 HISTORY_CHART = "history.png"
@@ -28,7 +28,7 @@ class HistoryPoint:
     started_at: str
     environment: str
     profile: str | None
-    outcome: str | None
+    outcome: Outcome | None
     requests: int | None
     throughput_rps: float | None
     error_rate: float | None
@@ -51,32 +51,31 @@ def collect_history(
     points: list[HistoryPoint] = []
     for path in sorted(root.rglob(RunFolder.RESULTS)):
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            data = read_results(path)
+        except ConfigError:
+            continue  # not a results.json this orch reads
+        run = data.run
+        if run.scenario != scenario:
             continue
-        run = data.get("run") if isinstance(data, dict) else None
-        if not isinstance(run, dict) or run.get("scenario") != scenario:
+        if environment and run.environment != environment:
             continue
-        if environment and run.get("environment") != environment:
+        if profile and run.profile != profile:
             continue
-        if profile and run.get("profile") != profile:
-            continue
-        overall = data.get("overall") or {}
-        latency = overall.get("latency_ms") or {}
-        requests = _num(overall.get("requests"))
+        overall = data.overall
+        latency = overall.latency_ms if overall is not None else None
         points.append(
             HistoryPoint(
-                folder=str(run.get("folder") or path.parent.name),
-                started_at=str(run.get("started_at") or ""),
-                environment=str(run.get("environment") or ""),
-                profile=run.get("profile"),
-                outcome=run.get("outcome"),
-                requests=int(requests) if requests is not None else None,
-                throughput_rps=_num(overall.get("throughput_rps")),
-                error_rate=_num(overall.get("error_rate")),
-                p50_ms=_num(latency.get("p50")),
-                p95_ms=_num(latency.get("p95")),
-                p99_ms=_num(latency.get("p99")),
+                folder=str(run.folder or path.parent.name),
+                started_at=str(run.started_at or ""),
+                environment=str(run.environment or ""),
+                profile=run.profile,
+                outcome=run.outcome,
+                requests=overall.requests if overall is not None else None,
+                throughput_rps=_num(overall.throughput_rps if overall else None),
+                error_rate=_num(overall.error_rate if overall else None),
+                p50_ms=_num(latency.p50 if latency else None),
+                p95_ms=_num(latency.p95 if latency else None),
+                p99_ms=_num(latency.p99 if latency else None),
             )
         )
     unique = {p.folder: p for p in points}  # the same run copied twice counts once

@@ -14,7 +14,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import SetupError
+from orchestrator.errors import ConfigError, SetupError
+from orchestrator.results_json import CheckFigures, ResultsDocument, ThresholdRow
 from orchestrator.rundir import RunFolder, RunManifest
 
 JUNIT_FILE = RunFolder.JUNIT
@@ -26,6 +27,14 @@ def _read(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def _results(folder: RunFolder) -> ResultsDocument | None:
+    """The folder's results.json, or None when it has no readable one."""
+    try:
+        return folder.read_results()
+    except ConfigError:
+        return None
 
 
 def _suite(root: ET.Element, name: str, cases: list[ET.Element]) -> None:
@@ -44,8 +53,8 @@ def _case(classname: str, name: str, duration: float = 0.0) -> ET.Element:
     return ET.Element("testcase", classname=classname, name=name, time=f"{duration:.3f}")
 
 
-def _measured(row: dict[str, Any]) -> str:
-    value, unit = row.get("measured"), row.get("unit")
+def _measured(row: ThresholdRow) -> str:
+    value, unit = row.measured, row.unit
     if value is None:
         return "not measured"
     if unit == "ms":
@@ -57,20 +66,20 @@ def _measured(row: dict[str, Any]) -> str:
     return f"{value}"
 
 
-def _threshold_cases(prefix: str, results: dict[str, Any]) -> list[ET.Element]:
+def _threshold_cases(prefix: str, results: ResultsDocument) -> list[ET.Element]:
     cases = []
-    for row in results.get("thresholds") or []:
-        case = _case(f"{prefix}.thresholds", f"{row.get('metric')}: {row.get('expression')}")
+    for row, written in zip(results.thresholds, results.to_dict()["thresholds"], strict=True):
+        case = _case(f"{prefix}.thresholds", f"{row.metric}: {row.expression}")
         measured = _measured(row)
-        if row.get("ok") is False:
+        if row.ok is False:
             failure = ET.SubElement(
                 case,
                 "failure",
                 type="threshold",
-                message=f"crossed: {row.get('expression')} (measured {measured})",
+                message=f"crossed: {row.expression} (measured {measured})",
             )
-            failure.text = json.dumps(row, indent=1)
-        elif row.get("ok") is None:
+            failure.text = json.dumps(written, indent=1)
+        elif row.ok is None:
             ET.SubElement(case, "skipped", message=f"not judged (measured {measured})")
         else:
             ET.SubElement(case, "system-out").text = f"held: measured {measured}"
@@ -78,11 +87,11 @@ def _threshold_cases(prefix: str, results: dict[str, Any]) -> list[ET.Element]:
     return cases
 
 
-def _check_cases(prefix: str, results: dict[str, Any]) -> list[ET.Element]:
+def _check_cases(prefix: str, checks: list[CheckFigures]) -> list[ET.Element]:
     cases = []
-    for check in results.get("checks") or []:
-        case = _case(f"{prefix}.checks", str(check.get("name")))
-        passes, fails = int(check.get("passes") or 0), int(check.get("fails") or 0)
+    for check in checks:
+        case = _case(f"{prefix}.checks", check.name)
+        passes, fails = check.passes, check.fails
         if fails:
             ET.SubElement(
                 case,
@@ -117,7 +126,7 @@ def build_junit(run_dir: Path) -> ET.ElementTree:
     run_dir = Path(run_dir)
     folder = RunFolder(run_dir)
     manifest = folder.read_manifest() or RunManifest()
-    results = _read(folder.results_path)
+    results = _results(folder)
     compare = _read(folder.compare_json_path)
     prefix = f"orch.{manifest.scenario or 'run'}.{manifest.environment or '-'}"
     duration = float(manifest.duration_s or 0.0)
@@ -146,7 +155,7 @@ def build_junit(run_dir: Path) -> ET.ElementTree:
     _suite(root, f"{prefix}.run", [run_case])
     if results is not None:
         _suite(root, f"{prefix}.thresholds", _threshold_cases(prefix, results))
-        _suite(root, f"{prefix}.checks", _check_cases(prefix, results))
+        _suite(root, f"{prefix}.checks", _check_cases(prefix, results.checks))
     if compare is not None:
         _suite(root, f"{prefix}.regression", _regression_cases(prefix, compare))
     for attr in ("tests", "failures", "errors", "skipped"):

@@ -26,13 +26,14 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import ConfigError, ExitCode, SetupError
 from orchestrator.outcome import Outcome
+from orchestrator.results_json import ResultsDocument, Verdict, read_results
 from orchestrator.rundir import RunFolder, RunManifest
 
 if TYPE_CHECKING:
@@ -318,7 +319,7 @@ def _sql(text: str) -> str:
 
 
 def combined_outcome(
-    source_outcomes: Sequence[str | None], thresholds_ok: bool | None
+    source_outcomes: list[Outcome | None], thresholds_ok: bool | None
 ) -> tuple[Outcome, ExitCode]:
     """One outcome and exit code: a stopped or failed runner first, then the recomputed
     thresholds (99 when any crossed), else passed. Runners' own threshold verdicts (over
@@ -333,7 +334,7 @@ def combined_outcome(
 
 def judge_merged(
     run_dir: Path,
-    source_outcomes: Sequence[str | None],
+    source_outcomes: list[Outcome | None],
     save_outcome: Callable[[Outcome, ExitCode], None],
 ) -> tuple[Outcome, ExitCode, ReportResult]:
     """Build the report of a merged folder, decide the one outcome, and record it.
@@ -344,47 +345,39 @@ def judge_merged(
     from orchestrator.report import build_report, render_markdown
 
     report = build_report(run_dir)
-    results = json.loads(report.results_path.read_text(encoding="utf-8"))
+    results = read_results(report.results_path)
     thresholds_ok = _judge_empty_metrics(results)
     outcome, code = combined_outcome(source_outcomes, thresholds_ok)
     save_outcome(outcome, code)
     report.thresholds_ok = thresholds_ok
-    report.thresholds_failed = results["verdict"]["thresholds_failed"]
-    results["run"]["outcome"] = outcome
-    results["run"]["exit_code"] = int(code)
-    report.results_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    report.thresholds_failed = results.verdict.thresholds_failed
+    results.run.outcome = outcome
+    results.run.exit_code = int(code)
+    report.results_path.write_text(results.to_json(), encoding="utf-8")
     report.report_path.write_text(render_markdown(results), encoding="utf-8")
     return outcome, code, report
 
 
-def _judge_empty_metrics(results: dict[str, Any]) -> bool | None:
+def _judge_empty_metrics(results: ResultsDocument) -> bool | None:
     """Judge thresholds whose metric has no point at all as k6 does: on an empty metric's
     zero value (k6 reports ``vus_max value>=1`` crossed with value 0 when no sample came).
     Updates ``results``' rows and verdict in place; returns the overall verdict."""
     from orchestrator.summary import parse_threshold
 
-    rows = results.get("thresholds") or []
-    for row in rows:
-        if row.get("ok") is not None or row.get("measured") is not None:
+    for row in results.thresholds:
+        if row.ok is not None or row.measured is not None:
             continue
-        expr = parse_threshold(str(row.get("expression", "")))
+        expr = parse_threshold(row.expression)
         if expr is None:
             continue
-        if row.get("unit") == "per_second" and not (results.get("run") or {}).get("duration_s"):
+        if row.unit == "per_second" and not results.run.duration_s:
             continue  # a counter's rate needs the duration, which is unknown
-        row["measured"] = 0.0
-        row["measured_source"] = "raw points (none: an empty metric is 0, as in k6)"
-        row["ok"] = expr.holds(0.0)
-        row["verdict_source"] = "orch"
-    judged = [r for r in rows if r.get("ok") is not None]
-    failed = [r for r in judged if not r["ok"]]
-    results["verdict"] = {
-        "thresholds_ok": (not failed) if judged else None,
-        "thresholds_total": len(rows),
-        "thresholds_failed": len(failed),
-        "thresholds_unjudged": len(rows) - len(judged),
-    }
-    return results["verdict"]["thresholds_ok"]
+        row.measured = 0.0
+        row.measured_source = "raw points (none: an empty metric is 0, as in k6)"
+        row.ok = expr.holds(0.0)
+        row.verdict_source = "orch"
+    results.verdict = Verdict.of(results.thresholds)
+    return results.verdict.thresholds_ok
 
 
 def merge_runs(

@@ -18,6 +18,7 @@ from typing import Any
 from orchestrator import __version__
 from orchestrator.errors import ConfigError, SetupError
 from orchestrator.paths import TEMPLATES_DIR
+from orchestrator.results_json import ChartEntry, ResultsDocument
 from orchestrator.rundir import RunFolder, RunManifest
 
 TEMPLATE = "report.md.j2"
@@ -134,11 +135,10 @@ def build_report(run_dir: Path, *, raw_file: Path | None = None) -> ReportResult
         from orchestrator.charts import render_charts
 
         charts = render_charts(run_dir, agg, results)
-        results["charts"] = [{"key": c.key, "title": c.title, "file": c.file} for c in charts]
-        results["notes"] = notes
-        results = _stable(results)
+        results.charts = [ChartEntry(key=c.key, title=c.title, file=c.file) for c in charts]
+        results.notes = notes
         results_path = folder.results_path
-        _write(results_path, json.dumps(results, indent=2, default=_json_default) + "\n")
+        _write(results_path, results.to_json())
         report_path = folder.report_path
         _write(report_path, render_markdown(results))
     except OSError as exc:
@@ -146,14 +146,13 @@ def build_report(run_dir: Path, *, raw_file: Path | None = None) -> ReportResult
             f"cannot write the report into {run_dir}: {exc.strerror or exc}; make the folder "
             "writable or copy it elsewhere and run `orch report` there"
         ) from exc
-    verdict = results["verdict"]
     return ReportResult(
         run_dir=run_dir,
         report_path=report_path,
         results_path=results_path,
-        charts=[run_dir / c["file"] for c in results["charts"]],
-        thresholds_ok=verdict["thresholds_ok"],
-        thresholds_failed=verdict["thresholds_failed"],
+        charts=[run_dir / c.file for c in results.charts],
+        thresholds_ok=results.verdict.thresholds_ok,
+        thresholds_failed=results.verdict.thresholds_failed,
         skipped=skipped,
         notes=notes,
     )
@@ -164,23 +163,6 @@ def summary_thresholds(summary: Any) -> dict[str, list[str]]:
     if summary is None:
         return {}
     return {key: list(exprs) for key, exprs in summary.thresholds.items()}
-
-
-def _stable(value: Any) -> Any:
-    """Floats to 10 significant digits: DuckDB's parallel sums differ in the last bits."""
-    if isinstance(value, float):
-        return float(f"{value:.10g}")
-    if isinstance(value, dict):
-        return {k: _stable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_stable(v) for v in value]
-    return value
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def _write(path: Path, text: str) -> None:
@@ -261,8 +243,8 @@ def _profile_line(profile: Any) -> str:
     return _cell(text)
 
 
-def render_markdown(results: dict[str, Any]) -> str:
-    """report.md from the results document and ``templates/report.md.j2``."""
+def render_markdown(results: ResultsDocument) -> str:
+    """report.md from the results document (as written) and ``templates/report.md.j2``."""
     import jinja2
 
     env = jinja2.Environment(
@@ -283,7 +265,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         raise SetupError(
             f"the report template {TEMPLATES_DIR / TEMPLATE} is missing; reinstall orch"
         ) from exc
-    return template.render(r=results)
+    return template.render(r=results.to_dict())
 
 
 # --- orch report --from -----------------------------------------------------------------

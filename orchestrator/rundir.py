@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from orchestrator import __version__
 from orchestrator.errors import ConfigError, SetupError
 from orchestrator.outcome import Outcome
+from orchestrator.results_json import ResultsDocument, read_results
 
 MANIFEST_SCHEMA_VERSION = 1
 
@@ -238,3 +239,7 @@ class RunFolder:
     def write_manifest(self, manifest: RunManifest) -> None:
         """Write run.json (atomically)."""
         write_json(self.manifest_path, manifest.to_json())
+
+    def read_results(self) -> ResultsDocument:
+        """results.json as the model (:func:`orchestrator.results_json.read_results`)."""
+        return read_results(self.results_path)

@@ -161,12 +161,12 @@ def test_thresholds_judged_from_raw_points_agree_with_k6(runs: dict[str, K6Run],
     thresholds = {k: list(v) for k, v in summary.thresholds.items()}
     agg = ingest_raw(run.csv, thresholds=thresholds, duration_s=summary.duration_s)
     ours = threshold_rows(thresholds, None, agg)  # no summary: orch judges alone
-    assert ours and all(r["verdict_source"] == "orch" for r in ours)
+    assert ours and all(r.verdict_source == "orch" for r in ours)
     for row in ours:
-        assert row["ok"] == summary.thresholds[row["metric"]][row["expression"]], row
+        assert row.ok == summary.thresholds[row.metric][row.expression], row
     if name == "failing":
         assert run.exit_code == 99
-        failed = {(r["metric"], r["expression"]) for r in ours if not r["ok"]}
+        failed = {(r.metric, r.expression) for r in ours if not r.ok}
         assert failed == {
             ("http_req_duration{name:slow}", "p(95)<5"),
             ("http_req_failed", "rate<0.01"),
