@@ -27,7 +27,7 @@ import re
 import socket
 import unicodedata
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -43,6 +43,12 @@ LOOPBACK_NETWORKS: tuple[Network, ...] = (
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 _ALL_V4 = ipaddress.ip_network("0.0.0.0/0")
 _ALL_V6 = ipaddress.ip_network("::/0")
+# 0.0.0.0 and :: are no host: connecting to them reaches this machine, on any of its
+# addresses, so they are never a target and k6 always blocks them.
+UNSPECIFIED_NETWORKS: tuple[Network, ...] = (
+    ipaddress.ip_network("0.0.0.0/32"),
+    ipaddress.ip_network("::/128"),
+)
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _URL_IN_TEXT = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>`]+")
 _SUPABASE_REF = re.compile(r"^(?:db\.)?([a-z0-9]{20})\.supabase\.(?:co|com|in)$")
@@ -267,6 +273,14 @@ class Production:
     supabase_refs: frozenset[str] = frozenset()
     shared_networks: tuple[Network, ...] = ()  # addresses production shares with staging
     declared: bool = False  # whether anything at all is declared
+    resolved_names: tuple[tuple[str, str], ...] = ()  # (address, production name) found now
+
+    def why(self, address: Address) -> str:
+        """Why an address is production: declared, or what a production name resolves to."""
+        for text, name in self.resolved_names:
+            if text == str(address):
+                return f"it is an address of production's {name}"
+        return "it is a production address"
 
     def has_name(self, host: str) -> bool:
         return normalize_host(host) in self.names
@@ -361,8 +375,10 @@ class EgressPolicy:
         if ip is None:
             raise self._refusal(action, host, f"{address} is not an IP address")
         shown = host if str(ip) == host else f"{host} ({ip})"
+        if ip.is_unspecified:
+            raise self._refusal(action, shown, _UNSPECIFIED_WHY)
         if self.production.has_address(ip):
-            raise self._refusal(action, shown, "it is a production address")
+            raise self._refusal(action, shown, self.production.why(ip))
         if self.shared_n8n and normalize_host(host) == self.shared_n8n.host:
             return
         if not any(ip in net for net in self.networks if net.version == ip.version):
@@ -422,7 +438,7 @@ class EgressPolicy:
         if self.shared_n8n:
             shared = self.resolved.get(self.shared_n8n.host, ())
             allowed += [ipaddress.ip_network(a) for a in shared]
-        blocked = complement(allowed) + [
+        blocked = complement(allowed) + list(UNSPECIFIED_NETWORKS) + [
             net for net in self.production.networks if net not in self.production.shared_networks
         ]
         names = sorted(
@@ -565,9 +581,46 @@ def _supabase_url_ref(host: str) -> str | None:
     return match.group(1) if match else None
 
 
-def environment_places(config: Any, env_name: str) -> tuple[dict[str, str], list[Network]]:
+def resolved_production(production: Production, exempt: str | None = None) -> Production:
+    """Production with the addresses its names resolve to now: a production host written
+    as its address (or as another name of that address) is production too. Addresses
+    declared under ``shared_addresses`` stay out (there the names decide), and so does
+    ``exempt``, a production N8N declared for test workflows."""
+    found: list[tuple[str, str]] = []
+    for name in sorted(production.names - {exempt}):
+        try:
+            addresses = resolve_name(name)
+        except OSError:
+            continue  # unknown here: nothing reaches it by this name either
+        for _canonical, text in addresses:
+            ip = parse_address(text)
+            if ip is None or any(
+                ip in net for net in production.shared_networks if net.version == ip.version
+            ):
+                continue
+            found.append((str(ip), name))
+    if not found:
+        return production
+    networks = [ipaddress.ip_network(address) for address, _name in found]
+    return replace(
+        production,
+        networks=production.networks + tuple(networks),
+        resolved_names=tuple(dict.fromkeys(found)),
+    )
+
+
+_UNSPECIFIED_WHY = (
+    "0.0.0.0 and :: are no host but this machine on any of its addresses; write the "
+    "address meant"
+)
+
+
+def environment_places(
+    config: Any, env_name: str, production: Production | None = None
+) -> tuple[dict[str, str], list[Network]]:
     """The names (each with the key that wrote it) and networks an environment's own URLs
-    and ``allow:`` block name."""
+    and ``allow:`` block name; RefusedError for a network inside ``production`` (by
+    default, as declared) or for 0.0.0.0 / ::."""
     env = config.environment(env_name)
     names: dict[str, str] = {}
     networks: list[Network] = []
@@ -577,14 +630,26 @@ def environment_places(config: Any, env_name: str) -> tuple[dict[str, str], list
         for name in place.names:
             names.setdefault(name, where)
         for net in place.networks:
-            if any(_subnet(net, p) for p in production_networks):
+            if net.num_addresses == 1 and net.network_address.is_unspecified:
                 raise RefusedError(
-                    f"refusing to connect: {where} names {net}, which is declared as production "
+                    f"refusing to connect: {where} names {net.network_address}: "
+                    f"{_UNSPECIFIED_WHY}"
+                )
+            inside = [p for p in production_networks if _subnet(net, p)]
+            if inside:
+                why = (
+                    deny.why(net.network_address)
+                    if net.num_addresses == 1
+                    else "it is a production address"
+                )
+                raise RefusedError(
+                    f"refusing to connect: {where} names {net}, which is production: {why} "
                     f"(there is no override)"
                 )
         networks.extend(place.networks)
 
-    production_networks = production_of(config).networks
+    deny = production if production is not None else production_of(config)
+    production_networks = [net for net in deny.networks if net not in deny.shared_networks]
 
     for key in ("base_url", "n8n_base_url", "supabase_url"):
         value = getattr(env, key)
@@ -619,9 +684,9 @@ def build_policy(config: Any, env_name: str, action: str = "connect") -> EgressP
             f"never sends load to or writes test data in production (there is no override); "
             f"use a staging environment"
         )
-    production = production_of(config)
     shared = _shared_n8n(env, env_name)
-    written, networks = environment_places(config, env_name)
+    production = resolved_production(production_of(config), shared.host if shared else None)
+    written, networks = environment_places(config, env_name, production)
     if shared:
         written.pop(shared.host, None)
     names = set(written)
@@ -681,11 +746,17 @@ def _checked_addresses(
                 f"{canonical}; point it at a staging or local host"
             )
         ip = parse_address(address)
+        if ip is not None and ip.is_unspecified:
+            raise RefusedError(
+                f"refusing to {action}: {env_name}'s {name} resolves to {address}: "
+                f"{_UNSPECIFIED_WHY}"
+            )
         if ip is not None and production.has_address(ip):
             raise RefusedError(
                 f"refusing to {action}: {env_name}'s {name} resolves to {address}, a production "
-                f"address; point it at a staging or local host (or, if staging really shares "
-                f"that address, declare it under production.shared_addresses)"
+                f"address ({production.why(ip).removeprefix('it is ')}); point it at a staging "
+                f"or local host (or, if staging really shares that address, declare it under "
+                f"production.shared_addresses)"
             )
     return tuple(dict.fromkeys(address for _canonical, address in found))
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.config import OrchConfig, env_refs, expand_env_refs
-from orchestrator.egress import EgressPolicy, pinned_conninfo
+from orchestrator.egress import EgressPolicy, pinned_conninfo, url_host
 from orchestrator.errors import ConfigError, OrchError, RefusedError
 from orchestrator.guard import guard_environment, refuse_production_kind
 from orchestrator.secrets import sandbox_provided_variable
@@ -162,6 +162,18 @@ def _reachability(config: OrchConfig, name: str, client: CheckedClient) -> list[
         except OrchError:
             checks.append(
                 Check(label, MISSING, f"{key} needs an unset variable", "set the variable above")
+            )
+            continue
+        shared = client.policy.shared_n8n
+        if shared and url_host(url) == shared.host:
+            # only the test workflows' webhook paths may be called there; `orch verify` does
+            checks.append(
+                Check(
+                    label,
+                    WARNING,
+                    f"{url}: the production N8N, not probed (only the declared webhook paths "
+                    f"may be called; `orch verify {name}` calls them)",
+                )
             )
             continue
         reachable, detail = http_reachable(client, url)

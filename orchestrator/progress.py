@@ -13,6 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+# k6's REST API listens on loopback: no proxy variable (HTTP_PROXY, ...) may send these
+# requests to another host, so the opener has no proxy handler at all.
+LOOPBACK_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -82,7 +86,7 @@ class ProgressMonitor:
         self._thread.join(timeout=2)
 
     def _get(self, path: str) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self._base}/{path}", timeout=0.5) as response:
+        with LOOPBACK_OPENER.open(f"{self._base}/{path}", timeout=0.5) as response:
             body: dict[str, Any] = json.load(response)
             return body["data"]["attributes"]
 

@@ -24,7 +24,12 @@ from typing import TextIO
 from orchestrator.config import OrchConfig, ResolvedRun
 from orchestrator.errors import ConfigError, ExitCode, OrchError
 from orchestrator.outcome import Outcome
-from orchestrator.progress import ProgressMonitor, ProgressSnapshot, free_loopback_port
+from orchestrator.progress import (
+    LOOPBACK_OPENER,
+    ProgressMonitor,
+    ProgressSnapshot,
+    free_loopback_port,
+)
 from orchestrator.run import (
     BlockedConnections,
     RunResult,
@@ -281,7 +286,7 @@ def _stop_through_api(address: str | None) -> None:
         headers={"Content-Type": "application/json"},
     )
     with contextlib.suppress(OSError, urllib.error.URLError):
-        urllib.request.urlopen(request, timeout=2).close()
+        LOOPBACK_OPENER.open(request, timeout=2).close()  # never through a proxy
 
 
 def _merge_shards(

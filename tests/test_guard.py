@@ -182,7 +182,11 @@ def test_k6_itself_blocks_a_production_host(project: Callable[..., Path]) -> Non
     from tests.conftest import free_port
 
     config = project()
-    config.write_text(config.read_text() + "production:\n  hosts: [localhost]\n")
+    # localhost shares 127.0.0.1 with the local sandbox: declared shared, so the name decides
+    config.write_text(
+        config.read_text()
+        + "production:\n  hosts: [localhost]\n  shared_addresses: [127.0.0.1]\n"
+    )
     out = config.parent / "rendered"
     render_to(config, out)
     port = free_port()
