@@ -16,13 +16,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from orchestrator.config.database import DatabaseSettings
 from orchestrator.db.connection import connect
 from orchestrator.db.embedded import ensure_local_database, start_embedded_server
 from orchestrator.db.explain import compare_with_indexes
 from orchestrator.db.indexes import relation_names, verify_indexes
 from orchestrator.db.plan import plan_indexes
 from orchestrator.db.seed import seed_database
-from orchestrator.db.settings import DatabaseSettings
 
 
 def main() -> None:

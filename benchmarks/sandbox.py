@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from orchestrator.sandbox import SandboxSettings, start_sandbox
+from orchestrator.target.sandbox import SandboxSettings, start_sandbox
 
 TARGET_RPS = 8000.0
 TARGET_P95_MS = 3.0

@@ -26,15 +26,15 @@ from click.testing import CliRunner
 from scenario_project import make_project
 
 from orchestrator.cli import main
-from orchestrator.compare import (
+from orchestrator.config.model import RegressionSettings
+from orchestrator.core.errors import ExitCode
+from orchestrator.regression.compare import (
     OVERALL,
     Side,
     compare_sides,
     error_rate_p_value,
     latency_significance,
 )
-from orchestrator.config import RegressionSettings
-from orchestrator.errors import ExitCode
 
 SLOW_MS = 150.0
 # p95 must more than double, by at least 50 ms, with significance (alpha 0.01).

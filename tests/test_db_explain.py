@@ -16,12 +16,12 @@ from test_db_support import (  # noqa: F401
 )
 
 from orchestrator.cli import main
+from orchestrator.config.database import DatabaseSettings
 from orchestrator.db.connection import connect
 from orchestrator.db.explain import REPRESENTATIVE_QUERIES, compare_with_indexes
 from orchestrator.db.indexes import relation_names, verify_indexes
 from orchestrator.db.plan import plan_indexes
 from orchestrator.db.seed import seed_database
-from orchestrator.db.settings import DatabaseSettings
 
 pytestmark = pytest.mark.postgres
 

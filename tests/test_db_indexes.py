@@ -20,11 +20,11 @@ from test_db_support import (  # noqa: F401
 )
 
 from orchestrator.cli import main
+from orchestrator.config.database import DesiredIndex
 from orchestrator.db.connection import connect
 from orchestrator.db.indexes import Status, find_redundant, list_indexes, match_desired
 from orchestrator.db.migrations import MigrationFile, list_migrations, split_statements
 from orchestrator.db.plan import indexes_in_file
-from orchestrator.db.settings import DesiredIndex
 
 pytestmark = pytest.mark.postgres
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.paths import PROJECT_ROOT
+from orchestrator.core.paths import PROJECT_ROOT
 
 INITIAL_SCHEMA = PROJECT_ROOT / "supabase" / "migrations" / "20251101090000_initial_schema.sql"
 

@@ -6,8 +6,8 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import pytest
 
-from orchestrator.errors import SetupError
-from orchestrator.paths_docker import (
+from orchestrator.core.errors import SetupError
+from orchestrator.execution.docker_paths import (
     bind_spec,
     has_loopback_url,
     mount_source,

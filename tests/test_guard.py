@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.egress import database_hosts, normalize_host, url_host
-from orchestrator.errors import ExitCode
+from orchestrator.config.egress import database_hosts, normalize_host, url_host
+from orchestrator.core.errors import ExitCode
 
 ENVIRONMENTS_YAML = """\
   production:
@@ -178,7 +178,7 @@ def test_k6_itself_blocks_a_production_host(project: Callable[..., Path]) -> Non
 
     The blocked name is `localhost`, so that even a broken block would only reach loopback.
     """
-    from orchestrator.sandbox import SandboxSettings, start_sandbox
+    from orchestrator.target.sandbox import SandboxSettings, start_sandbox
     from tests.conftest import free_port
 
     config = project()

@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 from k6_outputs import K6Run, k6_binary, real_runs
 
-from orchestrator.analysis import threshold_rows
-from orchestrator.errors import ConfigError
-from orchestrator.ingest import detect_format, finalize_raw, ingest_raw, load_points
-from orchestrator.summary import parse_threshold, read_summary
+from orchestrator.core.errors import ConfigError
+from orchestrator.results.figures import threshold_rows
+from orchestrator.results.ingest import detect_format, finalize_raw, ingest_raw, load_points
+from orchestrator.results.summary import parse_threshold, read_summary
 
 pytestmark = pytest.mark.skipif(k6_binary() is None, reason="k6 is not on PATH")
 

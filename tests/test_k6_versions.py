@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import main
-from orchestrator.k6bin import find_k6, read_version
+from orchestrator.execution.k6bin import find_k6, read_version
 
 OLD_VERSION = "0.57.0"
 

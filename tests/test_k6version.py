@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.k6version import (
+from orchestrator.execution.k6version import (
     MIN_K6_VERSION,
     format_version,
     is_supported,

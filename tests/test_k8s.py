@@ -23,10 +23,10 @@ import yaml
 from click.testing import CliRunner
 
 from orchestrator.cli import main
-from orchestrator.config import load_config, resolve_run
-from orchestrator.errors import ExitCode, RefusedError
-from orchestrator.k6bin import find_k6
-from orchestrator.k8s import (
+from orchestrator.config.model import load_config, resolve_run
+from orchestrator.core.errors import ExitCode, RefusedError
+from orchestrator.execution.k6bin import find_k6
+from orchestrator.execution.k8s import (
     ClusterContext,
     K8sSettings,
     build_manifests,
@@ -35,7 +35,7 @@ from orchestrator.k8s import (
     guard_context,
     to_yaml,
 )
-from orchestrator.render import render_script
+from orchestrator.execution.render import render_script
 
 ROOT = Path(__file__).resolve().parent.parent
 UPSTREAM_CRD = ROOT.parent / "shared" / "k6-operator" / "k6.io_testruns.yaml"

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from k6_outputs import K6Run, k6_binary, real_runs
 
 from orchestrator.cli import main
-from orchestrator.ingest import finalize_raw
-from orchestrator.report import build_report
+from orchestrator.results.ingest import finalize_raw
+from orchestrator.results.report import build_report
 
 pytestmark = pytest.mark.skipif(k6_binary() is None, reason="k6 is not on PATH")
 

@@ -16,11 +16,10 @@ from k6_outputs import K6Run, k6_binary, real_runs
 from pydantic import BaseModel, ValidationError
 from test_report import make_run_dir
 
-from orchestrator.errors import ConfigError
-from orchestrator.junit import build_junit
-from orchestrator.outcome import Outcome
-from orchestrator.report import build_report
-from orchestrator.results_json import (
+from orchestrator.core.errors import ConfigError
+from orchestrator.core.outcome import Outcome
+from orchestrator.results.junit import build_junit
+from orchestrator.results.model import (
     ChartEntry,
     CheckFigures,
     EndpointFigures,
@@ -36,7 +35,8 @@ from orchestrator.results_json import (
     Verdict,
     read_results,
 )
-from orchestrator.rundir import MANIFEST_SCHEMA_VERSION, RunFolder, RunManifest
+from orchestrator.results.report import build_report
+from orchestrator.results.run_folder import MANIFEST_SCHEMA_VERSION, RunFolder, RunManifest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "orchestrator"
@@ -143,14 +143,15 @@ def test_outcomes_are_their_strings() -> None:
 
 
 # Docker's own container states, which are not run outcomes
-NOT_OUTCOMES = {("docker_runner.py", "running")}
+NOT_OUTCOMES = {("execution/docker.py", "running")}
 
 
 def test_no_outcome_string_outside_the_enum() -> None:
     values = {o.value for o in Outcome}
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
-        if path.name == "outcome.py":
+        name = path.relative_to(PACKAGE).as_posix()
+        if name == "core/outcome.py":
             continue
         tokens = tokenize.generate_tokens(io.StringIO(path.read_text(encoding="utf-8")).readline)
         for token in tokens:
@@ -158,7 +159,7 @@ def test_no_outcome_string_outside_the_enum() -> None:
                 continue
             text = token.string.lstrip("rbuRBU")
             value = text[1:-1] if text[:1] in "'\"" else None
-            if value in values and (path.name, value) not in NOT_OUTCOMES:
+            if value in values and (name, value) not in NOT_OUTCOMES:
                 found.append(f"{path.relative_to(ROOT)}:{token.start[0]}: {token.string}")
     assert found == []
 

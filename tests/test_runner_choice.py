@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import main
-from orchestrator.errors import ExitCode
+from orchestrator.core.errors import ExitCode
 
 pytestmark = pytest.mark.docker
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.docker
 @pytest.fixture(scope="module", autouse=True)
 def engine() -> None:
     """A reachable engine with the k6 image; skip without, fail under ORCH_REQUIRE_DOCKER=1."""
-    from orchestrator.docker_runner import DEFAULT_IMAGE, docker_status, image_status
+    from orchestrator.execution.docker import DEFAULT_IMAGE, docker_status, image_status
 
     status = docker_status()
     problem = None if status.reachable else f"no Docker engine: {status.error}"

@@ -25,8 +25,8 @@ from click.testing import CliRunner
 from pydantic import ValidationError
 
 from orchestrator.cli import main
-from orchestrator.errors import ExitCode, SetupError
-from orchestrator.sandbox import (
+from orchestrator.core.errors import ExitCode, SetupError
+from orchestrator.target.sandbox import (
     ENRICHMENT_ROUTES,
     SandboxProcess,
     SandboxSettings,
@@ -449,7 +449,7 @@ def test_cli_serves_until_interrupted() -> None:
 def test_sandbox_stops_when_its_parent_is_killed() -> None:
     parent = (
         "import os, signal\n"
-        "from orchestrator.sandbox import SandboxSettings, start_sandbox\n"
+        "from orchestrator.target.sandbox import SandboxSettings, start_sandbox\n"
         "box = start_sandbox(SandboxSettings(port=0))\n"
         "print(box.url, box.pid, flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"

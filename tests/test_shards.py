@@ -19,11 +19,11 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import main
-from orchestrator.errors import ExitCode
-from orchestrator.k6bin import find_k6
-from orchestrator.merge import combined_outcome, merge_runs
-from orchestrator.shards import segment_args
-from orchestrator.summary import read_summary
+from orchestrator.core.errors import ExitCode
+from orchestrator.execution.k6bin import find_k6
+from orchestrator.execution.shards import segment_args
+from orchestrator.results.merge import combined_outcome, merge_runs
+from orchestrator.results.summary import read_summary
 
 # A fixed iteration count, so one process and three shards run the same requests.
 FIXED_SCENARIOS = """\

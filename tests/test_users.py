@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from orchestrator.cli import main
-from orchestrator.errors import ExitCode
+from orchestrator.core.errors import ExitCode
 from tests.test_db_support import fresh_db, pg_server  # noqa: F401  (fixtures)
 
 PER_VU_TEMPLATE = """\
@@ -30,9 +30,9 @@ export default function () {
 @pytest.fixture
 def users_project(project: Callable[..., Path], fresh_db: str) -> Path:  # noqa: F811
     """A project whose local environment uses a fresh database with the migrations applied."""
+    from orchestrator.core.paths import PROJECT_ROOT
     from orchestrator.db.connection import connect
     from orchestrator.db.migrations import apply_migrations
-    from orchestrator.paths import PROJECT_ROOT
 
     with connect(fresh_db, autocommit=True) as conn:
         apply_migrations(conn, PROJECT_ROOT / "supabase" / "migrations")

@@ -11,9 +11,9 @@ from click.testing import CliRunner, Result
 from scenario_project import make_project, write_workflow
 
 from orchestrator.cli import main
-from orchestrator.config import load_config, resolve_run
-from orchestrator.errors import ExitCode
-from orchestrator.verify import read_webhook_trigger, set_yaml_value, url_pattern
+from orchestrator.config.model import load_config, resolve_run
+from orchestrator.core.errors import ExitCode
+from orchestrator.target.verify import read_webhook_trigger, set_yaml_value, url_pattern
 
 SECRET = "verify-sentinel-secret-4b1d"
 SANDBOX_SECRET_VAR = "ORCH_SANDBOX_WEBHOOK_SECRET"

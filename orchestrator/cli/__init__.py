@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from orchestrator import __version__
-from orchestrator.errors import ExitCode, OrchError
+from orchestrator.core.errors import ExitCode, OrchError
 
 
 class OrchGroup(click.Group):

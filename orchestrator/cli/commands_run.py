@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from orchestrator.errors import ConfigError, ExitCode, OrchError
+from orchestrator.core.errors import ConfigError, ExitCode, OrchError
 
 F = Callable[..., Any]
 
@@ -34,8 +34,8 @@ def env_option(func: F) -> F:
 
 def load_project(config_file: str | None) -> Any:
     """The validated config, with the project's .env loaded."""
-    from orchestrator.config import load_config
-    from orchestrator.secrets import load_dotenv
+    from orchestrator.config.model import load_config
+    from orchestrator.config.secrets import load_dotenv
 
     config = load_config(config_file)
     load_dotenv(config.root / ".env")
@@ -91,8 +91,8 @@ def render(
 
         orch render linkedin-scrape --env local
     """
-    from orchestrator.config import resolve_run
-    from orchestrator.render import render_script
+    from orchestrator.config.model import resolve_run
+    from orchestrator.execution.render import render_script
 
     config = load_project(config_file)
     run = resolve_run(config, scenario, env_name, profile)
@@ -160,12 +160,12 @@ def run(
 
         orch run linkedin-scrape --env staging --profile load
     """
-    from orchestrator.baseline import conclude_run, resolve_baseline_file
-    from orchestrator.config import resolve_run
-    from orchestrator.guard import guard_run, refuse_production_kind
-    from orchestrator.outcome import Outcome
-    from orchestrator.run import execute_run, select_runner
-    from orchestrator.rundir import RunFolder
+    from orchestrator.config.guard import guard_run, refuse_production_kind
+    from orchestrator.config.model import resolve_run
+    from orchestrator.core.outcome import Outcome
+    from orchestrator.execution.lifecycle import execute_run, select_runner
+    from orchestrator.regression.baseline import conclude_run, resolve_baseline_file
+    from orchestrator.results.run_folder import RunFolder
 
     config = load_project(config_file)
     chosen_env = env_name or config.defaults.environment
@@ -190,7 +190,7 @@ def run(
         choice, k6_path=k6_path, docker_image=resolved.environment.docker_image, echo=_echo_err
     )
     if shards is not None:
-        from orchestrator.shards import execute_sharded_run
+        from orchestrator.execution.shards import execute_sharded_run
 
         result = execute_sharded_run(config, resolved, k6_runner, shards, echo=_echo_err)
     else:
@@ -221,7 +221,7 @@ def _run_k8s(
     config: Any, resolved: Any, *, parallelism: int, dry_run: bool, shards: int | None
 ) -> None:
     """`orch run --runner k8s`: a k6-operator TestRun (or its manifests, with --dry-run)."""
-    from orchestrator.k8s import execute_k8s_run
+    from orchestrator.execution.k8s import execute_k8s_run
 
     if shards is not None:
         raise ConfigError("--shards is for local runs; with --runner k8s use --parallelism N")
@@ -254,7 +254,7 @@ def doctor(k6_path: str | None, clean_containers: bool, config_file: str | None)
 
         orch doctor
     """
-    from orchestrator.doctor import diagnose
+    from orchestrator.execution.doctor import diagnose
 
     report = diagnose(config_file, k6_path=k6_path, clean_containers=clean_containers)
     for section, lines in report.sections.items():

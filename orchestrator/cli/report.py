@@ -7,15 +7,15 @@ from pathlib import Path
 
 import click
 
-from orchestrator.errors import ConfigError, ExitCode
+from orchestrator.core.errors import ConfigError, ExitCode
 
 
 def _default_results_dir(config_file: str | None) -> Path:
     """The config's results folder, or ./results when no config can be loaded."""
-    from orchestrator.errors import OrchError
+    from orchestrator.core.errors import OrchError
 
     try:
-        from orchestrator.config import load_config
+        from orchestrator.config.model import load_config
 
         return Path(load_config(config_file).results_dir)
     except (OrchError, ImportError, AttributeError):
@@ -80,7 +80,7 @@ def report_command(
 
         orch report --merge results/RUN/shards/1 results/RUN/shards/2 --out merged
     """
-    from orchestrator.report import build_report, import_raw
+    from orchestrator.results.report import build_report, import_raw
 
     if merge:
         _merge(run_dirs, out_dir, config_file, raw_from, summary)
@@ -120,7 +120,7 @@ def _merge(
     summary: Path | None,
 ) -> None:
     """`orch report --merge`: one run folder and one exit code (99: a threshold crossed)."""
-    from orchestrator.merge import merge_runs
+    from orchestrator.results.merge import merge_runs
 
     if raw_from is not None or summary is not None:
         raise ConfigError("--merge takes run folders or raw files as arguments, not --from")

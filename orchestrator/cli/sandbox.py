@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import click
 
 from orchestrator.cli.commands_run import config_option, load_project
-from orchestrator.errors import ConfigError
+from orchestrator.core.errors import ConfigError
 
 VARIANTS = ("prospects-enrichment", "prospects-enrich", "enrichment", "n8n")
 ENDPOINTS = ("webhook", "enrichment", "email-enqueue", "email-queue")
@@ -133,7 +133,7 @@ def sandbox(
 
         ORCH_SANDBOX_WEBHOOK_SECRET=dev-key orch sandbox --webhook-auth api-key
     """
-    from orchestrator.sandbox import serve, settings_from_mapping
+    from orchestrator.target.sandbox import serve, settings_from_mapping
 
     data: dict[str, Any] = _from_config(config_file, env_name) if env_name else {}
     options = {

@@ -12,11 +12,11 @@ from orchestrator.cli.commands_run import config_option
 
 def _context(config_file: str | None, env_name: str | None, action: str) -> tuple[Any, ...]:
     """Config, environment name, the user store, the database URL and the credentials file."""
-    from orchestrator.config import expand_env_refs
+    from orchestrator.config.guard import guard_environment, refuse_production_kind
+    from orchestrator.config.model import expand_env_refs
+    from orchestrator.core.errors import ConfigError
     from orchestrator.db.target import resolve_target
-    from orchestrator.errors import ConfigError
-    from orchestrator.guard import guard_environment, refuse_production_kind
-    from orchestrator.users import (
+    from orchestrator.target.users import (
         USERS_FILE,
         CredentialsFile,
         LocalAuthStore,
@@ -80,7 +80,7 @@ def create_command(env_name: str | None, count: int | None, config_file: str | N
 
         orch users create --env staging --count 20
     """
-    from orchestrator.users import create_users
+    from orchestrator.target.users import create_users
 
     config, name, store, _, credentials = _context(config_file, env_name, "create test users")
     result = create_users(
@@ -102,7 +102,7 @@ def list_command(env_name: str | None, config_file: str | None) -> None:
 
         orch users list
     """
-    from orchestrator.users import OWNED_TABLES, list_users
+    from orchestrator.target.users import OWNED_TABLES, list_users
 
     config, name, store, url, credentials = _context(config_file, env_name, "list test users")
     rows = list_users(store, url, credentials, name, config.test_users.domain)
@@ -130,7 +130,7 @@ def cleanup_command(
 
         orch users cleanup --env staging --dry-run
     """
-    from orchestrator.users import cleanup_users
+    from orchestrator.target.users import cleanup_users
 
     config, name, store, url, credentials = _context(
         config_file, env_name, "delete test users and their data"

@@ -7,7 +7,7 @@ import sys
 import click
 
 from orchestrator.cli.commands_run import config_option, load_project
-from orchestrator.errors import ExitCode
+from orchestrator.core.errors import ExitCode
 
 
 @click.command()
@@ -34,7 +34,11 @@ def verify(env_name: str | None, write: bool, timeout: float, config_file: str |
 
         orch verify staging --write
     """
-    from orchestrator.verify import save_record, verify_environment, write_enrichment_endpoint
+    from orchestrator.target.verify import (
+        save_record,
+        verify_environment,
+        write_enrichment_endpoint,
+    )
 
     config = load_project(config_file)
     report = verify_environment(
@@ -60,7 +64,7 @@ def verify(env_name: str | None, write: bool, timeout: float, config_file: str |
 
 
 def _print(report: object) -> None:
-    from orchestrator.verify import VerifyReport
+    from orchestrator.target.verify import VerifyReport
 
     assert isinstance(report, VerifyReport)
     click.echo(

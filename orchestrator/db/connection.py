@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from orchestrator.errors import ConfigError, DatabaseError
+from orchestrator.core.errors import ConfigError, DatabaseError
 
 if TYPE_CHECKING:
     import psycopg

@@ -9,7 +9,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from orchestrator.errors import SetupError
+from orchestrator.core.errors import SetupError
 
 LOCAL_DATABASE = "orch"
 
@@ -56,9 +56,9 @@ def ensure_local_database(
     """
     from psycopg import sql
 
+    from orchestrator.core.paths import PROJECT_ROOT
     from orchestrator.db.connection import connect, with_database
     from orchestrator.db.migrations import apply_migrations
-    from orchestrator.paths import PROJECT_ROOT
 
     admin_url = start_embedded_server(data_dir)
     with connect(admin_url, autocommit=True) as conn:

@@ -15,8 +15,8 @@ import statistics
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, LiteralString
 
+from orchestrator.core.errors import DatabaseError
 from orchestrator.db.connection import connect, with_database
-from orchestrator.errors import DatabaseError
 
 if TYPE_CHECKING:
     import psycopg

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from orchestrator.config.database import DatabaseSettings, DesiredIndex
+from orchestrator.core.errors import ConfigError
 from orchestrator.db.connection import check_tables
-from orchestrator.db.settings import DatabaseSettings, DesiredIndex
-from orchestrator.errors import ConfigError
 
 if TYPE_CHECKING:
     import psycopg

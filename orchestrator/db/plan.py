@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from orchestrator.config.database import DesiredIndex
 from orchestrator.db.indexes import DesiredStatus, IndexReport, Status
 from orchestrator.db.migrations import MigrationFile, list_migrations, split_statements
-from orchestrator.db.settings import DesiredIndex
 
 PLAN_NAME = "add_performance_indexes"
 

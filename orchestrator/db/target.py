@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.errors import ConfigError, DatabaseError
+from orchestrator.core.errors import ConfigError, DatabaseError
 
 if TYPE_CHECKING:
-    from orchestrator.db.settings import DatabaseSettings
+    from orchestrator.config.database import DatabaseSettings
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,9 @@ def resolve_target(config_file: str | None, env_name: str | None, database_url: 
     back with every host pinned to its checked address (RefusedError, exit 6, otherwise):
     every `orch db` and `orch users` connection goes through here.
     """
-    from orchestrator.config import expand_env_refs, load_config
-    from orchestrator.egress import build_policy, pinned_conninfo
-    from orchestrator.secrets import load_dotenv
+    from orchestrator.config.egress import build_policy, pinned_conninfo
+    from orchestrator.config.model import expand_env_refs, load_config
+    from orchestrator.config.secrets import load_dotenv
 
     config = load_config(config_file)
     load_dotenv(config.root / ".env")

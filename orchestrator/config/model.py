@@ -1,0 +1,618 @@
+"""Load and validate `orch.yaml`, and resolve one scenario for one environment.
+
+Every validation problem is reported as ``file: key.path: what is wrong``; unknown keys
+are errors so that typos are caught. Values such as ``${STAGING_API_BASE_URL}`` are read
+from the process environment only when the environment that uses them is selected.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from orchestrator.config.database import DatabaseSettings
+from orchestrator.config.egress import Production, parse_place, production_of
+from orchestrator.config.endpoints import DEFAULT_ENRICHMENT_CANDIDATES, check_vars, parse_endpoint
+from orchestrator.core.errors import ConfigError
+from orchestrator.core.paths import DEFAULT_CONFIG
+
+EnvironmentKind = Literal["local", "staging", "production"]
+RunnerName = Literal["auto", "native", "docker"]
+
+DEFAULT_DOCKER_IMAGE = "grafana/k6:1.1.0"
+
+# k6 executors and the options each accepts (besides the common ones).
+EXECUTOR_OPTIONS: dict[str, set[str]] = {
+    "shared-iterations": {"vus", "iterations", "maxDuration"},
+    "per-vu-iterations": {"vus", "iterations", "maxDuration"},
+    "constant-vus": {"vus", "duration"},
+    "ramping-vus": {"startVUs", "stages", "gracefulRampDown"},
+    "constant-arrival-rate": {"rate", "timeUnit", "duration", "preAllocatedVUs", "maxVUs"},
+    "ramping-arrival-rate": {"startRate", "timeUnit", "stages", "preAllocatedVUs", "maxVUs"},
+    "externally-controlled": {"vus", "maxVUs", "duration"},
+}
+COMMON_EXECUTOR_OPTIONS = {"startTime", "gracefulStop", "env", "tags"}
+
+ThresholdSpec = str | dict[str, Any]
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_K6_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoadProfile(BaseModel):
+    """One k6 scenario's executor and options, written as k6 writes them, plus thresholds."""
+
+    model_config = ConfigDict(extra="allow")
+
+    description: str = ""
+    executor: str
+    thresholds: dict[str, list[ThresholdSpec]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_executor_options(self) -> LoadProfile:
+        allowed = EXECUTOR_OPTIONS.get(self.executor)
+        if allowed is None:
+            raise ValueError(
+                f"unknown executor {self.executor!r}; use one of {', '.join(EXECUTOR_OPTIONS)}"
+            )
+        unknown = set(self.k6_options()) - allowed - COMMON_EXECUTOR_OPTIONS - {"executor"}
+        if unknown:
+            accepted = ", ".join(sorted(allowed | COMMON_EXECUTOR_OPTIONS))
+            raise ValueError(
+                f"option(s) {', '.join(sorted(unknown))} are not valid for executor "
+                f"{self.executor!r}; it takes {accepted}"
+            )
+        return self
+
+    def k6_options(self) -> dict[str, Any]:
+        """The k6 scenario object: executor and its options, without orch's own keys."""
+        extra = dict(self.__pydantic_extra__ or {})
+        return {"executor": self.executor, **extra}
+
+
+class Scenario(_Strict):
+    """A named load test: a template, its variables, tags, thresholds and load profiles."""
+
+    description: str = ""
+    template: str
+    tags: dict[str, str] = Field(default_factory=dict)
+    vars: dict[str, Any] = Field(default_factory=dict)
+    thresholds: dict[str, list[ThresholdSpec]] = Field(default_factory=dict)
+    profiles: dict[str, LoadProfile]
+    default_profile: str
+
+    @model_validator(mode="after")
+    def _default_profile_exists(self) -> Scenario:
+        if self.default_profile not in self.profiles:
+            raise ValueError(
+                f"default_profile {self.default_profile!r} is not among profiles "
+                f"({', '.join(self.profiles) or 'none'})"
+            )
+        return self
+
+
+def _check_places(values: list[str], what: str) -> list[str]:
+    """Hosts, URLs, IPs or CIDRs (``${VAR}`` values are checked when they are read)."""
+    for index, value in enumerate(values):
+        if "${" not in value:
+            try:
+                parse_place(value, f"[{index}]")
+            except ConfigError as exc:
+                raise ValueError(f"{what}{exc}") from None
+    return values
+
+
+class AllowList(_Strict):
+    """What an environment may reach besides the hosts of its own URLs."""
+
+    hosts: list[str] = Field(
+        default_factory=list, description="more host names (or URLs) this environment may reach"
+    )
+    networks: list[str] = Field(
+        default_factory=list, description="addresses or CIDRs it may reach (e.g. a CDN's range)"
+    )
+
+    @field_validator("hosts", "networks")
+    @classmethod
+    def _places(cls, value: list[str]) -> list[str]:
+        return _check_places(value, "")
+
+
+class ProductionN8N(_Strict):
+    """The production N8N, used with test workflows where no staging N8N exists."""
+
+    host: str = Field(description="the production N8N host, e.g. n8n.srv997159.hstgr.cloud")
+    webhook_paths: list[str] = Field(
+        min_length=1,
+        description="the exact webhook paths of the test workflows; {param} or :param matches "
+        "one path segment",
+    )
+    max_requests_per_second: float | None = Field(
+        default=None, gt=0, description="cap on the load sent to that host"
+    )
+
+    @field_validator("webhook_paths")
+    @classmethod
+    def _paths(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not path.startswith("/") or ".." in path or "//" in path or "*" in path:
+                raise ValueError(
+                    f"{path!r}: write an exact path starting with '/', without '..', '//' or '*'"
+                )
+        return value
+
+
+class Environment(_Strict):
+    """A target environment: where traffic goes and which secrets it needs."""
+
+    kind: EnvironmentKind
+    description: str = ""
+    base_url: str
+    n8n_base_url: str | None = None
+    database_url: str | None = None
+    supabase_url: str | None = Field(
+        default=None, description="Supabase project URL, for the Auth admin API (test users)"
+    )
+    supabase_service_role_key: str | None = Field(
+        default=None, description="name of the host environment variable holding the key"
+    )
+    secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description="k6 variable name -> name of the host environment variable holding it",
+    )
+    vars: dict[str, Any] = Field(default_factory=dict)
+    runner: RunnerName | None = None
+    docker_image: str = DEFAULT_DOCKER_IMAGE
+    sandbox: dict[str, Any] | None = Field(
+        default=None, description="settings of the embedded sandbox (local environments)"
+    )
+    scenarios: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per-scenario overrides, merged over the scenario"
+    )
+    allow: AllowList = Field(default_factory=AllowList)
+    production_n8n: ProductionN8N | None = None
+
+    @model_validator(mode="after")
+    def _production_n8n_not_local(self) -> Environment:
+        if self.production_n8n is not None and self.kind != "staging":
+            raise ValueError("production_n8n: only a staging environment may use production N8N")
+        return self
+
+    @field_validator("sandbox")
+    @classmethod
+    def _sandbox_settings(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Check the sandbox's settings when the file is read, not when a run starts."""
+        if value is None:
+            return value
+        from orchestrator.target.sandbox import SandboxSettings
+
+        try:
+            SandboxSettings.model_validate(value)
+        except ValidationError as exc:
+            raise ValueError("; ".join(f"{p}: {m}" for p, m in problems(exc))) from None
+        return value
+
+    @field_validator("secrets")
+    @classmethod
+    def _secret_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for k6_name, host_name in value.items():
+            for name in (k6_name, host_name):
+                if not _K6_NAME.match(name):
+                    raise ValueError(f"{name!r} is not a valid environment variable name")
+        return value
+
+
+class ProductionDeclaration(_Strict):
+    """What is production, wherever it appears (besides every production environment's URLs)."""
+
+    hosts: list[str] = Field(
+        default_factory=list, description="host names (aliases included) or URLs of production"
+    )
+    addresses: list[str] = Field(
+        default_factory=list, description="IP addresses or CIDRs of production"
+    )
+    shared_addresses: list[str] = Field(
+        default_factory=list,
+        description="addresses production shares with staging (a pooler, a CDN): names decide",
+    )
+    supabase_project_refs: list[str] = Field(
+        default_factory=list, description="production's Supabase project refs"
+    )
+
+    @field_validator("hosts", "addresses", "shared_addresses")
+    @classmethod
+    def _places(cls, value: list[str]) -> list[str]:
+        return _check_places(value, "")
+
+
+class TestUserSettings(_Strict):
+    """How test users are named: loadtest-user-{1..count}@domain (a test domain)."""
+
+    domain: str = "test.sales-machine.com"
+    count: int = Field(default=20, ge=1, le=10_000)
+
+    @field_validator("domain")
+    @classmethod
+    def _test_domain(cls, value: str) -> str:
+        from orchestrator.target.users import is_test_domain
+
+        if not is_test_domain(value):
+            raise ValueError(
+                f"{value!r} is not a test domain: use one whose first label is 'test' "
+                f"or that ends in .test, .example or .invalid"
+            )
+        return value.lower()
+
+
+class Defaults(_Strict):
+    """Defaults for command-line options."""
+
+    environment: str = "local"
+    results_dir: str = "results"
+    runner: RunnerName = "auto"
+
+
+class ClaudeTier(_Strict):
+    """One Claude API usage tier's limits (docs/claude-rate-limits.md); paces ai-enrichment."""
+
+    description: str = ""
+    requests_per_minute: int = Field(gt=0)
+    input_tokens_per_minute: int = Field(gt=0)
+    output_tokens_per_minute: int = Field(gt=0)
+
+
+class VerifySettings(_Strict):
+    """What `orch verify` reads and probes."""
+
+    workflow_file: str = Field(
+        default="workflows/linkedin-scraper.json",
+        description="N8N export holding the webhook trigger",
+    )
+    enrichment_candidates: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ENRICHMENT_CANDIDATES),
+        description="enrichment endpoints to probe, in order, as 'METHOD /path'",
+    )
+
+    @field_validator("enrichment_candidates")
+    @classmethod
+    def _endpoint_specs(cls, value: list[str]) -> list[str]:
+        for spec in value:
+            parse_endpoint(spec)
+        return value
+
+
+class RegressionSettings(_Strict):
+    """When a run counts as regressed against a baseline (docs/ci.md, "Statistics")."""
+
+    p95_increase_pct: float = Field(
+        default=10.0, ge=0, description="p95 worse by over this many percent (with significance)"
+    )
+    p95_min_increase_ms: float = Field(
+        default=1.0, ge=0, description="and by at least this many ms (ignores sub-ms noise)"
+    )
+    error_rate_increase_points: float = Field(
+        default=0.5, ge=0, description="error rate up by more than this many percentage points"
+    )
+    alpha: float = Field(
+        default=0.01, gt=0, lt=1, description="significance level of the one-sided tests"
+    )
+
+
+class OrchConfig(_Strict):
+    """The whole validated `orch.yaml`."""
+
+    defaults: Defaults = Field(default_factory=Defaults)
+    environments: dict[str, Environment]
+    scenarios: dict[str, Scenario]
+    database: DatabaseSettings = Field(default_factory=lambda: DatabaseSettings())
+    claude_tiers: dict[str, ClaudeTier] = Field(default_factory=dict)
+    verify: VerifySettings = Field(default_factory=VerifySettings)
+    production: ProductionDeclaration = Field(default_factory=ProductionDeclaration)
+    test_users: TestUserSettings = Field(default_factory=lambda: TestUserSettings())
+    regression: RegressionSettings = Field(default_factory=RegressionSettings)
+
+    # Set by the loader, not by the file.
+    source: Path = Field(default=Path("orch.yaml"), exclude=True)
+
+    @property
+    def root(self) -> Path:
+        """The folder that relative paths in the config are relative to."""
+        return self.source.parent
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    @property
+    def k6_scripts_dir(self) -> Path:
+        return self.root / "k6_scripts"
+
+    @property
+    def results_dir(self) -> Path:
+        return self.root / self.defaults.results_dir
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> OrchConfig:
+        if self.defaults.environment not in self.environments:
+            raise ValueError(
+                f"defaults.environment {self.defaults.environment!r} is not a declared "
+                f"environment ({', '.join(self.environments)})"
+            )
+        found: list[str] = []
+        for env_name, env in self.environments.items():
+            for scenario_name, override in env.scenarios.items():
+                where = f"environments.{env_name}.scenarios.{scenario_name}"
+                if scenario_name not in self.scenarios:
+                    found.append(
+                        f"{where}: no such scenario (declared: {', '.join(self.scenarios)})"
+                    )
+                    continue
+                try:
+                    merged_scenario(self.scenarios[scenario_name], override)
+                except ValidationError as exc:
+                    found += [f"{path}: {message}" for path, message in problems(exc, where)]
+        if found:
+            raise ValueError("\n  ".join(found))
+        return self
+
+    def production_hosts(self) -> Production:
+        """Everything this config declares as production (``${VAR}`` read now)."""
+        return production_of(self)
+
+    @model_validator(mode="after")
+    def _scenario_vars(self) -> OrchConfig:
+        """Endpoint variables are 'METHOD /path'; a claude_tier names a declared tier."""
+        tiers = list(self.claude_tiers)
+        problems = []
+        for name, scenario in self.scenarios.items():
+            problems += check_vars(scenario.vars, tiers, f"scenarios.{name}.vars")
+        for env_name, env in self.environments.items():
+            problems += check_vars(env.vars, tiers, f"environments.{env_name}.vars")
+            for name, override in env.scenarios.items():
+                where = f"environments.{env_name}.scenarios.{name}.vars"
+                problems += check_vars(override.get("vars") or {}, tiers, where)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def environment(self, name: str) -> Environment:
+        """The named environment, or a ConfigError listing the declared ones."""
+        try:
+            return self.environments[name]
+        except KeyError:
+            raise ConfigError(
+                f"unknown environment {name!r} in {self.source}; "
+                f"choose one of: {', '.join(self.environments)}"
+            ) from None
+
+    def scenario(self, name: str) -> Scenario:
+        """The named scenario, or a ConfigError listing the declared ones."""
+        try:
+            return self.scenarios[name]
+        except KeyError:
+            raise ConfigError(
+                f"unknown scenario {name!r} in {self.source}; "
+                f"choose one of: {', '.join(self.scenarios)}"
+            ) from None
+
+
+class ResolvedRun(BaseModel):
+    """One scenario, one environment, one profile: everything rendering and running need."""
+
+    scenario_name: str
+    environment_name: str
+    profile_name: str
+    scenario: Scenario
+    environment: Environment
+    profile: LoadProfile
+    base_url: str
+    n8n_base_url: str
+    vars: dict[str, Any]
+    thresholds: dict[str, list[ThresholdSpec]]
+    secret_env: dict[str, str] = Field(repr=False)  # k6 name -> value; never written anywhere
+
+    def public_summary(self) -> dict[str, Any]:
+        """The resolved configuration with secrets named but not shown."""
+        return {
+            "scenario": self.scenario_name,
+            "environment": self.environment_name,
+            "environment_kind": self.environment.kind,
+            "profile": self.profile_name,
+            "template": self.scenario.template,
+            "base_url": self.base_url,
+            "n8n_base_url": self.n8n_base_url,
+            "tags": self.scenario.tags,
+            "vars": self.vars,
+            "load_profile": self.profile.k6_options(),
+            "thresholds": self.thresholds,
+            "secrets": {name: "***" for name in self.secret_env},
+        }
+
+
+def config_path(explicit: str | Path | None) -> Path:
+    """The config file to use: the option, then ORCH_CONFIG, then ./orch.yaml, then orch's own."""
+    if explicit:
+        return Path(explicit)
+    from_env = os.environ.get("ORCH_CONFIG")
+    if from_env:
+        return Path(from_env)
+    local = Path.cwd() / "orch.yaml"
+    return local if local.is_file() else DEFAULT_CONFIG
+
+
+def load_config(path: str | Path | None = None) -> OrchConfig:
+    """Read and validate the config file, raising ConfigError with every problem found."""
+    source = config_path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {source} does not exist; pass --config FILE or set ORCH_CONFIG"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {source}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else str(source)
+        raise ConfigError(f"{where}: malformed YAML: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: malformed YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}: the top level must be a mapping with 'environments' and 'scenarios'"
+        )
+    try:
+        config = OrchConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(source, exc)) from None
+    config.source = source.resolve()
+    return config
+
+
+def problems(exc: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
+    """(key path, what is wrong) for each of pydantic's errors, in plain words."""
+    found = []
+    for error in exc.errors():
+        path = ".".join([p for p in [prefix] if p] + [str(part) for part in error["loc"]])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling)"
+        elif error["type"] == "missing":
+            message = "required key is missing"
+        found.append((path, message))
+    return found
+
+
+def _format_validation_error(source: Path, exc: ValidationError) -> str:
+    """One `file: key.path: problem` line per error."""
+    lines = []
+    for path, message in problems(exc):
+        # model-level checks name their own key path in the message
+        lines.append(f"{source}: {path}: {message}" if path else f"{source}: {message}")
+    count = len(lines)
+    head = (
+        f"{count} problem{'s' if count > 1 else ''} in the configuration:\n  " if count > 1 else ""
+    )
+    return head + "\n  ".join(lines)
+
+
+def expand_env_refs(value: str, where: str) -> str:
+    """Replace ``${VAR}`` with the variable's value, or fail naming the variable."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        found = os.environ.get(name)
+        if found is None or found == "":
+            raise ConfigError(
+                f"{where} needs the environment variable {name}; set it "
+                f"(or put it in a git-ignored .env file)"
+            )
+        return found
+
+    return _ENV_REF.sub(replace, value)
+
+
+def env_refs(value: str | None) -> list[str]:
+    """Names of the variables a value refers to with ``${VAR}``."""
+    return _ENV_REF.findall(value or "")
+
+
+def _expand_vars(values: dict[str, Any], where: str) -> dict[str, Any]:
+    """Expand ``${VAR}`` references in string template variables."""
+    return {
+        key: expand_env_refs(value, f"{where[:-1]}.{key})") if isinstance(value, str) else value
+        for key, value in values.items()
+    }
+
+
+def merged_scenario(base: Scenario, override: dict[str, Any]) -> Scenario:
+    """A scenario with an environment's override merged over it (ValidationError if the
+    result is not a valid scenario)."""
+    return Scenario.model_validate(_deep_merge(base.model_dump(exclude_defaults=False), override))
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def apply_claude_pacing(config: OrchConfig, run: ResolvedRun) -> ResolvedRun:
+    """Cap the run's load profile by its Claude tier (see orchestrator/config/pacing.py)."""
+    from orchestrator.config.pacing import apply_claude_pacing as apply
+
+    return apply(config, run)
+
+
+def resolve_run(
+    config: OrchConfig,
+    scenario_name: str,
+    environment_name: str | None = None,
+    profile_name: str | None = None,
+) -> ResolvedRun:
+    """Merge scenario, environment overrides and profile; read URLs and secrets from the env."""
+    env_name = environment_name or config.defaults.environment
+    environment = config.environment(env_name)
+    base_scenario = config.scenario(scenario_name)
+    override = environment.scenarios.get(scenario_name)
+    scenario = base_scenario
+    if override:  # validated with the config
+        scenario = merged_scenario(base_scenario, override)
+    chosen = profile_name or scenario.default_profile
+    if chosen not in scenario.profiles:
+        raise ConfigError(
+            f"scenario {scenario_name!r} has no profile {chosen!r}; "
+            f"choose one of: {', '.join(scenario.profiles)}"
+        )
+    profile = scenario.profiles[chosen]
+    where = f"environment {env_name!r} ({config.source}: environments.{env_name}"
+    base_url = expand_env_refs(environment.base_url, f"{where}.base_url)").rstrip("/")
+    n8n = environment.n8n_base_url
+    n8n_base_url = expand_env_refs(n8n, f"{where}.n8n_base_url)").rstrip("/") if n8n else base_url
+    from orchestrator.config.secrets import provide_sandbox_secret
+
+    provide_sandbox_secret(environment)
+    secret_env: dict[str, str] = {}
+    for k6_name, host_name in environment.secrets.items():
+        value = os.environ.get(host_name)
+        if not value:
+            raise ConfigError(
+                f"environment {env_name!r} needs the secret {k6_name}: set the environment "
+                f"variable {host_name} (or put it in a git-ignored .env file)"
+            )
+        secret_env[k6_name] = value
+    thresholds = _deep_merge(scenario.thresholds, profile.thresholds)
+    resolved = ResolvedRun(
+        scenario_name=scenario_name,
+        environment_name=env_name,
+        profile_name=chosen,
+        scenario=scenario,
+        environment=environment,
+        profile=profile,
+        base_url=base_url,
+        n8n_base_url=n8n_base_url,
+        vars=_expand_vars(
+            {**scenario.vars, **environment.vars, **((override or {}).get("vars") or {})},
+            f"{where}.vars)",
+        ),
+        thresholds=thresholds,
+        secret_env=secret_env,
+    )
+    from orchestrator.config.pacing import apply_production_n8n_cap
+
+    return apply_production_n8n_cap(apply_claude_pacing(config, resolved))

@@ -1,0 +1,195 @@
+"""Run k6: the one boundary between orch and the k6 process (native or in Docker).
+
+A runner takes a :class:`K6Invocation` (what to run, where outputs go, which environment
+variables k6 sees) and returns a :class:`K6Outcome`. It streams every line k6 prints to a
+callback, writes nothing but what k6 writes, and turns Ctrl-C into a graceful stop:
+SIGINT first, then a kill after a grace period.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from orchestrator.core.errors import SetupError
+from orchestrator.results.run_folder import RunFolder
+
+LineSink = Callable[[str], None]
+
+# What a native k6 inherits from orch's environment, besides the run's own variables:
+# nothing that can change k6's options (K6_*) or where it connects (proxy variables).
+INHERITED_VARIABLES = ("PATH", "HOME", "SYSTEMROOT", "TMPDIR", "TEMP", "TMP")
+_PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+
+
+def k6_environment(run_env: dict[str, str]) -> dict[str, str]:
+    """The whole environment a k6 process gets: PATH, HOME (and the temp folder) plus the
+    run's variables."""
+    inherited = {name: os.environ[name] for name in INHERITED_VARIABLES if name in os.environ}
+    return {**inherited, **run_env}
+
+
+def dropped_variables() -> list[str]:
+    """Names of orch's ``K6_*`` and proxy variables, which k6 is not given."""
+    return sorted(
+        name
+        for name in os.environ
+        if name.upper().startswith("K6_") or name.lower() in _PROXY_VARIABLES
+    )
+
+# Seconds k6 gets to finish after SIGINT (it writes its summary) before it is killed.
+STOP_GRACE_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class K6Invocation:
+    """Everything a runner needs to start one `k6 run`, independent of where k6 runs.
+
+    Output file names are relative to ``run_dir``; each runner maps them to its own view
+    of the filesystem (a container sees ``run_dir`` at a mount point).
+    """
+
+    script_dir: Path  # folder with the rendered script and its helper modules (read-only)
+    script_name: str  # the script's file name inside script_dir
+    run_dir: Path  # writable folder for every output
+    env: dict[str, str]  # variables k6 sees in __ENV (secrets included; never logged)
+    extra_args: list[str] = field(default_factory=list)  # further `k6 run` options
+    summary_file: str = RunFolder.SUMMARY  # --summary-export target
+    raw_file: str = RunFolder.RAW_CSV  # --out csv= target
+    api_address: str | None = None  # host:port for k6's REST API (live progress)
+
+    def k6_args(self, script_path: str, out_dir: str) -> list[str]:
+        """The `k6 run ...` argument list, with paths as the k6 process sees them."""
+        args = ["run", "--quiet", "--no-color"]
+        args += ["--summary-export", f"{out_dir}/{self.summary_file}"]
+        args += ["--out", f"csv={out_dir}/{self.raw_file}"]
+        if self.api_address:
+            args += ["--address", self.api_address]
+        args += self.extra_args
+        args.append(script_path)
+        return args
+
+
+@dataclass(frozen=True)
+class K6Outcome:
+    """How the k6 process ended."""
+
+    exit_code: int | None  # k6's exit code; None when it was killed by a signal
+    interrupted: bool  # orch stopped it because of Ctrl-C / SIGTERM
+    killed_by_signal: int | None = None  # the signal that ended k6, if any
+    command: list[str] = field(default_factory=list)  # the command as logged (no secrets)
+
+
+class K6Runner(Protocol):
+    """A way to run k6: natively or through Docker."""
+
+    name: str
+
+    def version(self) -> str:
+        """The k6 version this runner uses, e.g. ``v1.1.0``."""
+        ...
+
+    def run(self, invocation: K6Invocation, on_line: LineSink) -> K6Outcome:
+        """Run k6 to completion, streaming its output lines to ``on_line``."""
+        ...
+
+
+class NativeRunner:
+    """Runs a k6 binary on this machine as a subprocess."""
+
+    name = "native"
+
+    def __init__(self, k6_path: Path, k6_version: str) -> None:
+        self.k6_path = k6_path
+        self._version = k6_version
+
+    def version(self) -> str:
+        """The binary's version, as checked at discovery."""
+        return self._version
+
+    def run(self, invocation: K6Invocation, on_line: LineSink) -> K6Outcome:
+        """Start k6, pump its output, and stop it gracefully on Ctrl-C."""
+        args = invocation.k6_args(
+            str(invocation.script_dir / invocation.script_name), str(invocation.run_dir)
+        )
+        command = [str(self.k6_path), *args]
+        env = k6_environment(invocation.env)
+        try:
+            proc = subprocess.Popen(
+                command,
+                cwd=invocation.run_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                bufsize=1,
+                # k6 gets its own process group: a terminal's Ctrl-C reaches orch only,
+                # and orch decides how k6 stops.
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise SetupError(f"could not start k6 at {self.k6_path}: {exc}") from exc
+        pump = threading.Thread(target=_pump_lines, args=(proc, on_line), daemon=True)
+        pump.start()
+        interrupted = False
+        try:
+            proc.wait()
+        except KeyboardInterrupt:
+            interrupted = True
+            _stop_gracefully(proc)
+        pump.join(timeout=5)
+        code = proc.returncode
+        return K6Outcome(
+            exit_code=code if code is not None and code >= 0 else None,
+            interrupted=interrupted,
+            killed_by_signal=-code if code is not None and code < 0 else None,
+            command=command,
+        )
+
+
+def _pump_lines(proc: subprocess.Popen[str], on_line: LineSink) -> None:
+    """Forward each output line of ``proc`` until it closes its output."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        on_line(line.rstrip("\n"))
+
+
+def _stop_gracefully(proc: subprocess.Popen[str]) -> None:
+    """SIGINT k6 so it writes its summary; kill it if it does not end in time."""
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    with ignoring_sigint():
+        try:
+            proc.send_signal(signal.SIGINT)
+        except ProcessLookupError:
+            return
+        while proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def ignoring_sigint() -> Iterator[None]:
+    """Ignore further Ctrl-C while k6 shuts down, so a second press does not orphan it.
+
+    Only the main thread may change signal handlers; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

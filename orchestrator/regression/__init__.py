@@ -1,0 +1,1 @@
+"""Runs against each other: comparisons, baselines and history."""

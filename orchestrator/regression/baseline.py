@@ -1,0 +1,312 @@
+"""Baselines: a run's figures, kept in a small file to commit, and checks against them.
+
+A baseline file (``baselines/<scenario>_<environment>.json``) holds the figures of one run
+(overall and per endpoint: requests, throughput, error rate, latency percentiles) and, per
+endpoint, a compact latency sample: ``min(requests, SAMPLE_SIZE)`` evenly spaced quantiles
+of the run's ``http_req_duration`` points, so the significance test can run against it. No
+raw point, URL or secret is stored.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from orchestrator import __version__
+from orchestrator.core.errors import ConfigError, OrchError, SetupError
+from orchestrator.results.run_folder import RunFolder
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from orchestrator.config.model import OrchConfig, RegressionSettings
+    from orchestrator.regression.compare import Comparison, Side
+
+BASELINE_KIND = "orch-baseline"
+BASELINE_SCHEMA_VERSION = 1
+BASELINES_DIR = "baselines"
+SAMPLE_SIZE = 500  # quantiles kept per endpoint (fewer when the run had fewer requests)
+_FIGURE_KEYS = ("name", "methods", "requests", "throughput_rps", "failed", "error_rate",
+                "rate_limited", "error_rate_excluding_429")  # fmt: skip
+_NUMBER_LIST = re.compile(r"\[([0-9eE.+\-,\s]+)\]")
+_LATENCY_KEYS = ("avg", "min", "p50", "p90", "p95", "p99", "max")
+
+
+def baseline_path(config: OrchConfig, scenario: str, environment: str) -> Path:
+    """Where the baseline of a scenario in an environment lives by default."""
+    return config.root / BASELINES_DIR / f"{scenario}_{environment}.json"
+
+
+def quantile_sample(values: np.ndarray, size: int = SAMPLE_SIZE) -> list[float]:
+    """``min(len(values), size)`` quantiles at (i + 0.5) / k, rounded to microseconds."""
+    import numpy as np
+
+    k = min(int(values.size), size)
+    if k == 0:
+        return []
+    probs = (np.arange(k) + 0.5) / k
+    return [round(float(v), 3) for v in np.quantile(values, probs)]
+
+
+def _figures(entry: dict[str, Any]) -> dict[str, Any]:
+    out = {k: entry.get(k) for k in _FIGURE_KEYS if k in entry}
+    latency = entry.get("latency_ms") or {}
+    out["latency_ms"] = {k: latency.get(k) for k in _LATENCY_KEYS}
+    return out
+
+
+def make_baseline(run_dir: Path) -> dict[str, Any]:
+    """The baseline document of a run folder (figures and quantile samples only)."""
+    from orchestrator.regression.compare import (
+        OVERALL,
+        figures_by_endpoint,
+        latency_samples,
+        read_results,
+    )
+
+    run_dir = Path(run_dir)
+    results = read_results(run_dir)
+    run = results.run
+    if not run.scenario or not run.environment:
+        raise ConfigError(
+            f"{run_dir} does not say which scenario and environment it ran "
+            f"({RunFolder.MANIFEST}); only folders written by `orch run` can become a baseline"
+        )
+    if run.outcome is None or not run.outcome.completed:
+        shown = repr(None if run.outcome is None else run.outcome.value)
+        raise ConfigError(
+            f"{run_dir} ended as {shown}; a baseline must be a complete run "
+            "(passed, or thresholds_failed)"
+        )
+    figures = figures_by_endpoint(results)
+    if OVERALL not in figures:
+        raise ConfigError(f"{run_dir} has no raw points, so no figures to keep as a baseline")
+    samples = latency_samples(run_dir, results)
+    return {
+        "kind": BASELINE_KIND,
+        "schema_version": BASELINE_SCHEMA_VERSION,
+        "scenario": run.scenario,
+        "environment": run.environment,
+        "profile": run.profile,
+        "source_run": run.folder or run_dir.name,
+        "run_started_at": run.started_at,
+        "duration_s": run.duration_s,
+        "k6_version": run.k6_version,
+        "orch_version": __version__,
+        "set_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "overall": _figures(figures[OVERALL]),
+        "endpoints": [_figures(f) for name, f in figures.items() if name != OVERALL],
+        "latency_sample": {
+            "method": "quantiles",
+            "metric": "http_req_duration",
+            "unit": "ms",
+            "max_size": SAMPLE_SIZE,
+            "quantiles": {name: quantile_sample(values) for name, values in samples.items()},
+        },
+    }
+
+
+def set_baseline(run_dir: Path, out: Path) -> Path:
+    """Write ``run_dir``'s baseline to ``out`` and return it."""
+    document = make_baseline(run_dir)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".part")
+        text = json.dumps(document, indent=1)
+        # one line per number list (the quantile samples), so the file reads and diffs well
+        text = _NUMBER_LIST.sub(lambda m: "[" + " ".join(m.group(1).split()) + "]", text)
+        tmp.write_text(text + "\n", encoding="utf-8")
+        tmp.replace(out)
+    except OSError as exc:
+        raise SetupError(f"cannot write the baseline {out}: {exc.strerror or exc}") from exc
+    return out
+
+
+def read_baseline(path: Path) -> dict[str, Any]:
+    """A baseline file as a dict, checked to be one."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the baseline {path}: {exc}") from exc
+    if not isinstance(data, dict) or data.get("kind") != BASELINE_KIND:
+        raise ConfigError(
+            f"{path} is not a baseline file; make one with `orch baseline set RUN_DIR`"
+        )
+    if data.get("schema_version") != BASELINE_SCHEMA_VERSION:
+        raise ConfigError(
+            f"{path} has baseline schema_version {data.get('schema_version')!r}; this orch "
+            f"reads {BASELINE_SCHEMA_VERSION}: set it again with `orch baseline set`"
+        )
+    return data
+
+
+def baseline_side(data: dict[str, Any], *, label: str) -> Side:
+    """A baseline document as one side of a comparison."""
+    import numpy as np
+
+    from orchestrator.regression.compare import OVERALL, Side
+
+    figures: dict[str, dict[str, Any]] = {OVERALL: data.get("overall") or {}}
+    for entry in data.get("endpoints") or []:
+        if isinstance(entry, dict) and entry.get("name"):
+            figures[str(entry["name"])] = entry
+    quantiles = (data.get("latency_sample") or {}).get("quantiles") or {}
+    return Side(
+        label=f"baseline {label} (from {data.get('source_run')})",
+        kind="baseline",
+        scenario=data.get("scenario"),
+        environment=data.get("environment"),
+        profile=data.get("profile"),
+        figures=figures,
+        samples={str(k): np.asarray(v, dtype=float) for k, v in quantiles.items()},
+        sample_kind="quantiles",
+        started_at=data.get("run_started_at"),
+    )
+
+
+@dataclass(frozen=True)
+class BaselineCheck:
+    """The outcome of checking a run against its baseline."""
+
+    baseline: Path
+    comparison: Comparison
+    markdown: Path
+    json: Path
+    chart: Path
+
+    @property
+    def regressed(self) -> bool:
+        """Whether the run regressed against the baseline."""
+        return self.comparison.regressed
+
+
+def check_against_baseline(
+    run_dir: Path, baseline: Path, settings: RegressionSettings
+) -> BaselineCheck:
+    """Compare a run with a baseline; write compare.* into the run folder; extend report.md.
+
+    The comparison goes to ``compare.md``, ``compare.json`` and ``charts/compare_p95.png``,
+    and is appended to ``report.md`` as a section.
+    """
+    from orchestrator.regression.compare import compare_sides, load_run, load_side, render_markdown
+    from orchestrator.regression.compare import write_comparison as write
+
+    base = load_side(baseline)
+    run = load_run(run_dir)
+    cmp = compare_sides(base, run, settings)
+    files = write(cmp, run_dir, chart_dir=RunFolder.CHARTS)
+    report = RunFolder(run_dir).report_path
+    if report.is_file():
+        section = render_markdown(cmp, chart=f"{RunFolder.CHARTS}/{files.chart.name}", heading=2)
+        section = section.replace("## Comparison:", "## Against the baseline:", 1)
+        try:
+            with open(report, "a", encoding="utf-8") as fh:
+                fh.write("\n" + section)
+        except OSError as exc:
+            raise SetupError(f"cannot extend {report}: {exc.strerror or exc}") from exc
+    return BaselineCheck(Path(baseline), cmp, files.markdown, files.json, files.chart)
+
+
+def resolve_baseline_file(
+    config: OrchConfig, scenario: str, environment: str, explicit: Path | None
+) -> Path | None:
+    """The baseline to check a run against: ``explicit`` (must exist) or the default file.
+
+    Returns None when no explicit file was given and the default one does not exist yet.
+    Raises :class:`ConfigError` for a missing explicit file or one of another scenario.
+    """
+    path = explicit if explicit is not None else baseline_path(config, scenario, environment)
+    if not path.is_file():
+        if explicit is not None:
+            raise ConfigError(
+                f"the baseline file {path} does not exist; make one with `orch baseline set "
+                "RUN_DIR --out FILE` or leave out --baseline"
+            )
+        return None
+    data = read_baseline(path)
+    if data.get("scenario") != scenario:
+        raise ConfigError(
+            f"the baseline {path} is of scenario {data.get('scenario')!r}, not {scenario!r}; "
+            "pass the baseline of this scenario"
+        )
+    return path
+
+
+def conclude_run(
+    run_dir: Path,
+    exit_code: int,
+    *,
+    settings: RegressionSettings,
+    baseline: Path | None,
+    against_baseline: bool,
+    echo: Callable[[str], None],
+) -> int:
+    """After `orch run`: compare with the baseline if asked, write junit.xml, final exit code.
+
+    A regression turns a passing run's exit 0 into 8 (REGRESSION); a threshold failure
+    (99) keeps its code, as do k6 errors and interruptions (those are not compared).
+    """
+    from orchestrator.core.errors import ExitCode
+    from orchestrator.results.junit import write_junit
+
+    final = exit_code
+    if against_baseline:
+        if exit_code not in (ExitCode.OK, ExitCode.THRESHOLDS):
+            echo("baseline: not compared, the run did not complete")
+        elif baseline is None:
+            echo(
+                "baseline: none yet for this scenario and environment; nothing to compare "
+                "(set one with `orch baseline set RUN_DIR`)"
+            )
+        else:
+            try:
+                check = check_against_baseline(run_dir, baseline, settings)
+            except OrchError as exc:
+                echo(f"warning: no comparison with the baseline: {exc.message}")
+            else:
+                _record_in_manifest(run_dir, check)
+                if check.regressed:
+                    names = ", ".join(r.name for r in check.comparison.rows if r.regressed)
+                    echo(f"REGRESSED against {baseline}: {names}; see {check.markdown}")
+                    if exit_code == ExitCode.OK:
+                        final = int(ExitCode.REGRESSION)
+                else:
+                    echo(f"baseline: no regression against {baseline}")
+    if final != exit_code:
+        _update_manifest(run_dir, {"exit_code": final})
+    try:
+        write_junit(run_dir)
+    except OrchError as exc:
+        echo(f"warning: {exc.message}")
+    return final
+
+
+def _update_manifest(run_dir: Path, changes: dict[str, Any]) -> None:
+    """Merge ``changes`` into run.json (best effort: the comparison files stay either way)."""
+    folder = RunFolder(run_dir)
+    try:
+        manifest = folder.read_manifest()
+        if manifest is not None:
+            folder.write_manifest(manifest.model_copy(update=changes))
+    except (OSError, OrchError):
+        pass
+
+
+def _record_in_manifest(run_dir: Path, check: BaselineCheck) -> None:
+    _update_manifest(
+        run_dir,
+        {
+            "baseline": {
+                "file": str(check.baseline),
+                "source_run": check.comparison.a.label,
+                "regressed": check.regressed,
+                "regressed_endpoints": check.comparison.regressed_endpoints,
+                "comparison": check.json.name,
+            }
+        },
+    )

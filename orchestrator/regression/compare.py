@@ -1,0 +1,585 @@
+"""Compare two runs (or a run and a baseline): figures side by side, and what regressed.
+
+A *side* is a run folder (its ``results.json`` plus the raw latency points) or a baseline
+file (figures plus a compact quantile sample, see :mod:`orchestrator.regression.baseline`).
+:func:`compare_sides` puts two sides next to each other per endpoint and decides, per
+endpoint, whether B regressed against A:
+
+- latency regressed: p95 worse by more than ``p95_increase_pct`` percent **and** by at
+  least ``p95_min_increase_ms``, **and** significant: a one-sided Mann-Whitney U test on
+  the raw latencies (B slower than A) gives p < ``alpha`` and the one-sided bootstrap
+  confidence bound on p95(B) - p95(A) is above zero;
+- errors regressed: error rate up by more than ``error_rate_increase_points`` percentage
+  points **and** a one-sided two-proportion z-test gives p < ``alpha``.
+
+With 100k points a test flags shifts far too small to matter, so significance alone never
+flags anything: the practical tolerance has to be exceeded too (docs/ci.md, "Statistics").
+Nothing here prints; :func:`write_comparison` writes ``compare.md``, ``compare.json`` and a
+chart.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.core.errors import ConfigError, SetupError
+from orchestrator.results.model import ResultsDocument
+from orchestrator.results.run_folder import RunFolder
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from orchestrator.config.model import RegressionSettings
+
+OVERALL = "all"
+COMPARE_SCHEMA_VERSION = 1
+BOOTSTRAP_RESAMPLES = 400
+BOOTSTRAP_MAX_POINTS = 20_000  # larger samples are thinned (deterministically) first
+BOOTSTRAP_SEED = 20240607
+CHART_FILE = "compare_p95.png"
+
+
+@dataclass
+class Side:
+    """One side of a comparison: figures per endpoint and latency samples per endpoint."""
+
+    label: str
+    kind: str  # "run" or "baseline"
+    scenario: str | None
+    environment: str | None
+    profile: str | None
+    figures: dict[str, dict[str, Any]]  # endpoint (or "all") -> endpoint figures
+    samples: dict[str, np.ndarray]  # endpoint (or "all") -> latencies in ms
+    sample_kind: str  # "raw points" or "quantiles"
+    started_at: str | None = None
+
+
+@dataclass
+class Significance:
+    """The significance check on two latency samples (B against A)."""
+
+    test: str
+    p_value: float | None
+    p95_diff_ms: float | None
+    p95_diff_low_ms: float | None  # one-sided (1 - alpha) bootstrap lower bound
+    p95_diff_ci_ms: tuple[float, float] | None  # two-sided 95 % bootstrap interval
+    n_a: int
+    n_b: int
+    significant: bool
+
+
+@dataclass
+class Row:
+    """One endpoint (or "all") of a comparison."""
+
+    name: str
+    in_a: bool
+    in_b: bool
+    requests: tuple[int | None, int | None]
+    throughput_rps: tuple[float | None, float | None]
+    throughput_change_pct: float | None
+    error_rate: tuple[float | None, float | None]
+    error_rate_change_points: float | None
+    error_p_value: float | None
+    latency_ms: dict[str, tuple[float | None, float | None]]  # p50/p95/p99 -> (a, b)
+    latency_change_ms: dict[str, float | None]
+    latency_change_pct: dict[str, float | None]
+    significance: Significance | None
+    latency_regressed: bool = False
+    errors_regressed: bool = False
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def regressed(self) -> bool:
+        """Whether this endpoint regressed in latency or errors."""
+        return self.latency_regressed or self.errors_regressed
+
+
+@dataclass
+class Comparison:
+    """Two sides compared: one row for all requests, then one per endpoint."""
+
+    a: Side
+    b: Side
+    settings: dict[str, float]
+    rows: list[Row]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def regressed(self) -> bool:
+        """Whether anything regressed."""
+        return any(r.regressed for r in self.rows)
+
+    @property
+    def regressed_endpoints(self) -> list[str]:
+        """Names of the endpoints (not "all") that regressed."""
+        return [r.name for r in self.rows if r.regressed and r.name != OVERALL]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The comparison as the ``compare.json`` document."""
+        return _stable(
+            {
+                "schema_version": COMPARE_SCHEMA_VERSION,
+                "a": _side_dict(self.a),
+                "b": _side_dict(self.b),
+                "settings": self.settings,
+                "regressed": self.regressed,
+                "regressed_endpoints": self.regressed_endpoints,
+                "rows": [{**asdict(r), "regressed": r.regressed} for r in self.rows],
+                "notes": self.notes,
+            }
+        )
+
+
+def _side_dict(side: Side) -> dict[str, Any]:
+    return {
+        "label": side.label,
+        "kind": side.kind,
+        "scenario": side.scenario,
+        "environment": side.environment,
+        "profile": side.profile,
+        "started_at": side.started_at,
+        "sample_kind": side.sample_kind,
+    }
+
+
+def _stable(value: Any) -> Any:
+    if isinstance(value, float):
+        return None if math.isnan(value) else float(f"{value:.6g}")
+    if isinstance(value, dict):
+        return {k: _stable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_stable(v) for v in value]
+    return value
+
+
+# --- loading sides ------------------------------------------------------------------------
+
+
+def read_results(run_dir: Path) -> ResultsDocument:
+    """A run folder's results.json, built first (``orch report``) when it is missing."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(
+            f"{run_dir} is not a run folder; pass a folder under results/ written by `orch run`"
+        )
+    folder = RunFolder(run_dir)
+    if not folder.results_path.is_file():
+        from orchestrator.results.report import build_report
+
+        build_report(run_dir)
+    return folder.read_results()
+
+
+def figures_by_endpoint(results: ResultsDocument) -> dict[str, dict[str, Any]]:
+    """``{"all": overall, endpoint: figures, ...}`` from a results.json document, each
+    endpoint's figures as in the file."""
+    out: dict[str, dict[str, Any]] = {}
+    if results.overall is not None:
+        out[OVERALL] = results.overall.model_dump()
+    for entry in results.endpoints:
+        if entry.name and entry.name != OVERALL:
+            out[entry.name] = entry.model_dump()
+    return out
+
+
+def latency_samples(run_dir: Path, results: ResultsDocument) -> dict[str, np.ndarray]:
+    """Every ``http_req_duration`` point of a run, in ms, per endpoint and for "all"."""
+    import numpy as np
+
+    from orchestrator.results.ingest import find_raw, load_points
+
+    raw_name = results.sources.raw_file
+    raw = run_dir / raw_name if raw_name is not None else None
+    if raw is None or not raw.is_file():
+        raw = find_raw(run_dir)
+    if raw is None:
+        return {}
+    frame = load_points(raw, metrics=("http_req_duration",))
+    if frame.empty:
+        return {}
+    samples: dict[str, np.ndarray] = {OVERALL: np.sort(frame["value"].to_numpy(dtype=float))}
+    for name, group in frame.groupby("endpoint", sort=True):
+        samples[str(name)] = np.sort(group["value"].to_numpy(dtype=float))
+    return samples
+
+
+def load_run(run_dir: Path) -> Side:
+    """A run folder as a side: its results.json figures and its raw latency points."""
+    run_dir = Path(run_dir)
+    results = read_results(run_dir)
+    return Side(
+        label=run_dir.name,
+        kind="run",
+        scenario=results.run.scenario,
+        environment=results.run.environment,
+        profile=results.run.profile,
+        figures=figures_by_endpoint(results),
+        samples=latency_samples(run_dir, results),
+        sample_kind="raw points",
+        started_at=results.run.started_at,
+    )
+
+
+def load_side(path: Path) -> Side:
+    """A run folder or a baseline file (``orch baseline set``) as a side."""
+    path = Path(path)
+    if path.is_dir():
+        return load_run(path)
+    if path.is_file():
+        from orchestrator.regression.baseline import baseline_side, read_baseline
+
+        return baseline_side(read_baseline(path), label=path.name)
+    raise ConfigError(f"{path} does not exist; pass a run folder or a baseline file")
+
+
+# --- statistics ---------------------------------------------------------------------------
+
+
+def _thin(values: np.ndarray, limit: int) -> np.ndarray:
+    """At most ``limit`` values spread evenly over a sorted array (keeps its shape)."""
+    import numpy as np
+
+    if values.size <= limit:
+        return values
+    index = np.linspace(0, values.size - 1, limit).round().astype(int)
+    return np.sort(values)[index]
+
+
+def latency_significance(
+    a: np.ndarray, b: np.ndarray, *, alpha: float, resamples: int = BOOTSTRAP_RESAMPLES
+) -> Significance:
+    """Is B slower than A? Mann-Whitney U (one-sided) and a bootstrap bound on the p95 shift.
+
+    Significant when both agree: U's p-value is below ``alpha`` and the one-sided
+    (1 - alpha) bootstrap lower bound of p95(B) - p95(A) is above zero. The bootstrap is
+    seeded, so the same inputs always give the same answer.
+    """
+    import numpy as np
+    from scipy.stats import mannwhitneyu
+
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    if a.size < 2 or b.size < 2:
+        return Significance("mann-whitney-u + bootstrap p95", None, None, None, None,
+                            int(a.size), int(b.size), False)  # fmt: skip
+    p_value = float(mannwhitneyu(b, a, alternative="greater", method="asymptotic").pvalue)
+    diff = float(np.percentile(b, 95) - np.percentile(a, 95))
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    ta, tb = _thin(a, BOOTSTRAP_MAX_POINTS), _thin(b, BOOTSTRAP_MAX_POINTS)
+    diffs = np.empty(resamples)
+    chunk = max(1, 2_000_000 // max(ta.size, tb.size))
+    for start in range(0, resamples, chunk):
+        n = min(chunk, resamples - start)
+        pa = np.percentile(rng.choice(ta, size=(n, ta.size)), 95, axis=1)
+        pb = np.percentile(rng.choice(tb, size=(n, tb.size)), 95, axis=1)
+        diffs[start : start + n] = pb - pa
+    low = float(np.quantile(diffs, alpha))
+    ci = (float(np.quantile(diffs, 0.025)), float(np.quantile(diffs, 0.975)))
+    return Significance(
+        test="mann-whitney-u + bootstrap p95",
+        p_value=p_value,
+        p95_diff_ms=diff,
+        p95_diff_low_ms=low,
+        p95_diff_ci_ms=ci,
+        n_a=int(a.size),
+        n_b=int(b.size),
+        significant=p_value < alpha and low > 0,
+    )
+
+
+def error_rate_p_value(failed_a: int, total_a: int, failed_b: int, total_b: int) -> float | None:
+    """One-sided two-proportion z-test: is B's error rate higher than A's?"""
+    if total_a <= 0 or total_b <= 0:
+        return None
+    pa, pb = failed_a / total_a, failed_b / total_b
+    pooled = (failed_a + failed_b) / (total_a + total_b)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / total_a + 1 / total_b))
+    if se == 0:
+        return 1.0 if pb <= pa else 0.0
+    z = (pb - pa) / se
+    return 0.5 * math.erfc(z / math.sqrt(2))
+
+
+# --- comparing ----------------------------------------------------------------------------
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _pct_change(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or a == 0:
+        return None
+    return 100.0 * (b - a) / a
+
+
+def _row(
+    name: str, fa: dict[str, Any] | None, fb: dict[str, Any] | None, a: Side, b: Side,
+    settings: RegressionSettings,
+) -> Row:  # fmt: skip
+    def get(f: dict[str, Any] | None, key: str) -> float | None:
+        return _num(f.get(key)) if f else None
+
+    def lat(f: dict[str, Any] | None, key: str) -> float | None:
+        return _num((f.get("latency_ms") or {}).get(key)) if f else None
+
+    latency = {k: (lat(fa, k), lat(fb, k)) for k in ("p50", "p95", "p99")}
+    change_ms = {
+        k: (vb - va if va is not None and vb is not None else None)
+        for k, (va, vb) in latency.items()
+    }
+    change_pct = {k: _pct_change(va, vb) for k, (va, vb) in latency.items()}
+    ta, tb = get(fa, "throughput_rps"), get(fb, "throughput_rps")
+    ea, eb = get(fa, "error_rate"), get(fb, "error_rate")
+    ra, rb = get(fa, "requests"), get(fb, "requests")
+    row = Row(
+        name=name,
+        in_a=fa is not None,
+        in_b=fb is not None,
+        requests=(int(ra) if ra is not None else None, int(rb) if rb is not None else None),
+        throughput_rps=(ta, tb),
+        throughput_change_pct=_pct_change(ta, tb),
+        error_rate=(ea, eb),
+        error_rate_change_points=(100.0 * (eb - ea) if ea is not None and eb is not None else None),
+        error_p_value=None,
+        latency_ms=latency,
+        latency_change_ms=change_ms,
+        latency_change_pct=change_pct,
+        significance=None,
+    )
+    if fa is None or fb is None:
+        return row
+    sa, sb = a.samples.get(name), b.samples.get(name)
+    if sa is not None and sb is not None:
+        row.significance = latency_significance(sa, sb, alpha=settings.alpha)
+    pct, ms = change_pct["p95"], change_ms["p95"]
+    if (
+        pct is not None
+        and ms is not None
+        and pct > settings.p95_increase_pct
+        and ms >= settings.p95_min_increase_ms
+    ):
+        if row.significance is not None and row.significance.significant:
+            row.latency_regressed = True
+            row.reasons.append(
+                f"p95 {pct:+.1f} % ({ms:+.1f} ms) > {settings.p95_increase_pct:g} %, "
+                f"significant (U p={row.significance.p_value:.2g})"
+            )
+        else:
+            row.reasons.append(f"p95 {pct:+.1f} % but not significant: not flagged")
+    fails_a, fails_b = get(fa, "failed"), get(fb, "failed")
+    if ra and rb and fails_a is not None and fails_b is not None:
+        row.error_p_value = error_rate_p_value(int(fails_a), int(ra), int(fails_b), int(rb))
+    points = row.error_rate_change_points
+    if points is not None and points > settings.error_rate_increase_points:
+        if row.error_p_value is not None and row.error_p_value < settings.alpha:
+            row.errors_regressed = True
+            row.reasons.append(
+                f"error rate {points:+.2f} points > {settings.error_rate_increase_points:g}, "
+                f"significant (z p={row.error_p_value:.2g})"
+            )
+        else:
+            row.reasons.append(f"error rate {points:+.2f} points but not significant")
+    return row
+
+
+def compare_sides(a: Side, b: Side, settings: RegressionSettings | None = None) -> Comparison:
+    """Compare B against A: one row for all requests, then one per endpoint, by name."""
+    from orchestrator.config.model import RegressionSettings
+
+    settings = settings or RegressionSettings()
+    names = [OVERALL, *sorted((set(a.figures) | set(b.figures)) - {OVERALL})]
+    rows = [_row(n, a.figures.get(n), b.figures.get(n), a, b, settings) for n in names]
+    notes: list[str] = []
+    for attr in ("scenario", "environment", "profile"):
+        va, vb = getattr(a, attr), getattr(b, attr)
+        if va and vb and va != vb:
+            notes.append(f"the two sides differ in {attr}: {va} vs {vb}")
+    for row in rows:
+        if not row.in_a:
+            notes.append(f"{row.name} is only in B")
+        elif not row.in_b:
+            notes.append(f"{row.name} is only in A")
+    if a.sample_kind == "quantiles" or b.sample_kind == "quantiles":
+        notes.append(
+            "the baseline's latencies are a quantile sample (see docs/ci.md), not raw points"
+        )
+    return Comparison(a, b, settings.model_dump(), rows, notes)
+
+
+# --- output -------------------------------------------------------------------------------
+
+
+def _ms(v: float | None) -> str:
+    return "—" if v is None else f"{v:,.1f}"
+
+
+def _signed(v: float | None, unit: str = "", digits: int = 1) -> str:
+    return "—" if v is None else f"{v:+,.{digits}f}{unit}"
+
+
+def _rate(v: float | None) -> str:
+    return "—" if v is None else f"{100 * v:.2f} %"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_markdown(cmp: Comparison, *, chart: str | None = None, heading: int = 1) -> str:
+    """The comparison as Markdown: what was compared, the tables, and the verdict."""
+    h = "#" * heading
+    lines = [
+        f"{h} Comparison: {_cell(cmp.b.label)} against {_cell(cmp.a.label)}",
+        "",
+        f"- A: `{cmp.a.label}` ({cmp.a.kind}; {cmp.a.scenario or '?'} / "
+        f"{cmp.a.environment or '?'} / {cmp.a.profile or '?'})",
+        f"- B: `{cmp.b.label}` ({cmp.b.kind}; {cmp.b.scenario or '?'} / "
+        f"{cmp.b.environment or '?'} / {cmp.b.profile or '?'})",
+        f"- Regression when p95 is worse by more than {cmp.settings['p95_increase_pct']:g} % "
+        f"and {cmp.settings['p95_min_increase_ms']:g} ms with significance (alpha "
+        f"{cmp.settings['alpha']:g}), or the error rate is up by more than "
+        f"{cmp.settings['error_rate_increase_points']:g} points with significance.",
+        "",
+    ]
+    regressed = [r.name for r in cmp.rows if r.regressed]
+    verdict = f"**REGRESSED**: {', '.join(regressed)}" if regressed else "**No regression** found."
+    lines += [verdict, "", f"{h}# Latency (ms)", ""]
+    lines += [
+        "| endpoint | p50 A | p50 B | Δ p50 | p95 A | p95 B | Δ p95 | Δ p95 % | p99 A | p99 B "
+        "| Δ p99 | U test p | p95 Δ 95 % CI (ms) | verdict |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in cmp.rows:
+        s = r.significance
+        ci = "—"
+        if s and s.p95_diff_ci_ms:
+            ci = f"{s.p95_diff_ci_ms[0]:+.1f} … {s.p95_diff_ci_ms[1]:+.1f}"
+        p = f"{s.p_value:.2g}" if s and s.p_value is not None else "—"
+        verdict_cell = (
+            "REGRESSED" if r.latency_regressed
+            else ("significant, within tolerance" if s and s.significant else "ok")
+        )  # fmt: skip
+        lat, chg = r.latency_ms, r.latency_change_ms
+        lines.append(
+            f"| {_cell(r.name)} | {_ms(lat['p50'][0])} | {_ms(lat['p50'][1])} | "
+            f"{_signed(chg['p50'])} | {_ms(lat['p95'][0])} | {_ms(lat['p95'][1])} | "
+            f"{_signed(chg['p95'])} | {_signed(r.latency_change_pct['p95'], ' %')} | "
+            f"{_ms(lat['p99'][0])} | {_ms(lat['p99'][1])} | {_signed(chg['p99'])} | {p} | "
+            f"{ci} | {verdict_cell} |"
+        )
+    lines += ["", f"{h}# Throughput and errors", ""]
+    lines += [
+        "| endpoint | requests A | requests B | req/s A | req/s B | Δ req/s % | error rate A "
+        "| error rate B | Δ points | z test p | verdict |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in cmp.rows:
+        ep = f"{r.error_p_value:.2g}" if r.error_p_value is not None else "—"
+        req = ["—" if v is None else f"{v:,}" for v in r.requests]
+        tp = ["—" if v is None else f"{v:,.1f}" for v in r.throughput_rps]
+        lines.append(
+            f"| {_cell(r.name)} | {req[0]} | {req[1]} | {tp[0]} | {tp[1]} | "
+            f"{_signed(r.throughput_change_pct, ' %')} | {_rate(r.error_rate[0])} | "
+            f"{_rate(r.error_rate[1])} | {_signed(r.error_rate_change_points, '', 2)} | {ep} | "
+            f"{'REGRESSED' if r.errors_regressed else 'ok'} |"
+        )
+    reasons = [f"- {r.name}: {why}" for r in cmp.rows for why in r.reasons]
+    if reasons:
+        lines += ["", f"{h}# Why", "", *reasons]
+    if cmp.notes:
+        lines += ["", f"{h}# Notes", "", *(f"- {n}" for n in cmp.notes)]
+    if chart:
+        lines += ["", f"![p95 per endpoint, A vs B]({chart})"]
+    return "\n".join(lines) + "\n"
+
+
+def draw_chart(cmp: Comparison, path: Path) -> Path:
+    """A PNG of the p95 per endpoint, A next to B, with regressed endpoints marked."""
+    from matplotlib.figure import Figure
+
+    rows = [r for r in cmp.rows if r.in_a or r.in_b]
+    fig = Figure(figsize=(10.0, 5.0), dpi=120, layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    ax.grid(True, axis="y", color="#dddddd", linewidth=0.8)
+    ax.set_axisbelow(True)
+    for spine in ("top", "right"):
+        ax.spines[spine].set_visible(False)
+    xs = list(range(len(rows)))
+    width = 0.38
+    va = [r.latency_ms["p95"][0] or 0.0 for r in rows]
+    vb = [r.latency_ms["p95"][1] or 0.0 for r in rows]
+    ax.bar([x - width / 2 for x in xs], va, width, label=f"A: {cmp.a.label}", color="#1f77b4")
+    bars_b = ax.bar(
+        [x + width / 2 for x in xs], vb, width, label=f"B: {cmp.b.label}", color="#ff7f0e"
+    )
+    top = max([*va, *vb, 1.0])
+    for x, r, bar in zip(xs, rows, bars_b, strict=True):
+        if r.latency_regressed:
+            bar.set_edgecolor("#d62728")
+            bar.set_linewidth(2.5)
+        pct = r.latency_change_pct["p95"]
+        if pct is not None:
+            flag = "  REGRESSED" if r.latency_regressed else ""
+            ax.annotate(
+                f"{pct:+.0f} %{flag}",
+                (x + width / 2, bar.get_height()),
+                xytext=(0, 4),
+                textcoords="offset points",
+                ha="center",
+                fontsize=9,
+                color="#d62728" if r.latency_regressed else "#333333",
+                fontweight="bold" if r.latency_regressed else "normal",
+            )
+    ax.set_ylim(0, top * 1.2)
+    ax.set_xticks(xs, [r.name for r in rows], rotation=15 if len(rows) > 4 else 0)
+    ax.set_ylabel("p95 latency (ms)")
+    ax.set_xlabel("endpoint")
+    ax.set_title("p95 latency per endpoint: A vs B (red outline: regressed)")
+    from matplotlib.patches import Patch
+
+    ax.legend(
+        handles=[
+            Patch(facecolor="#1f77b4", label=f"A: {cmp.a.label}"),
+            Patch(facecolor="#ff7f0e", label=f"B: {cmp.b.label}"),
+            Patch(facecolor="white", edgecolor="#d62728", linewidth=2.5, label="regressed"),
+        ],
+        loc="upper left",
+        fontsize=8,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
+@dataclass(frozen=True)
+class ComparisonFiles:
+    """What :func:`write_comparison` wrote."""
+
+    markdown: Path
+    json: Path
+    chart: Path
+
+
+def write_comparison(cmp: Comparison, out_dir: Path, *, chart_dir: str = "") -> ComparisonFiles:
+    """Write ``compare.md``, ``compare.json`` and the chart (in ``chart_dir``) into ``out_dir``."""
+    out_dir = Path(out_dir)
+    link = f"{chart_dir}/{CHART_FILE}" if chart_dir else CHART_FILE
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        chart = draw_chart(cmp, out_dir / link)
+        md = out_dir / RunFolder.COMPARE_MD
+        md.write_text(render_markdown(cmp, chart=link), encoding="utf-8")
+        js = out_dir / RunFolder.COMPARE_JSON
+        js.write_text(json.dumps(cmp.to_dict(), indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise SetupError(
+            f"cannot write the comparison into {out_dir}: {exc.strerror or exc}; "
+            "choose a writable folder with --out"
+        ) from exc
+    return ComparisonFiles(md, js, chart)

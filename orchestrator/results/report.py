@@ -1,0 +1,340 @@
+"""Build a run's results: ``results.json``, ``charts/*.png`` and ``report.md``.
+
+:func:`build_report` is what ``orch run`` calls at its end and ``orch report RUN_DIR``
+calls later; it only reads the run folder, writes those three outputs, and gives the same
+files every time (no time stamps of its own). :func:`import_raw` makes a run folder from
+someone else's raw k6 output for ``orch report --from FILE``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from orchestrator import __version__
+from orchestrator.core.errors import ConfigError, SetupError
+from orchestrator.core.paths import TEMPLATES_DIR
+from orchestrator.results.model import ChartEntry, ResultsDocument
+from orchestrator.results.run_folder import RunFolder, RunManifest
+
+TEMPLATE = "report.md.j2"
+SUMMARY_CANDIDATES = (RunFolder.SUMMARY, "handle_summary.json", "summary-handle.json")
+
+
+@dataclass
+class ReportResult:
+    """What :func:`build_report` wrote and concluded."""
+
+    run_dir: Path
+    report_path: Path
+    results_path: Path
+    charts: list[Path] = field(default_factory=list)
+    thresholds_ok: bool | None = None  # None: no threshold could be judged
+    thresholds_failed: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)  # lines/points the ingest skipped
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def paths(self) -> list[Path]:
+        """Every file written."""
+        return [self.results_path, self.report_path, *self.charts]
+
+
+def _summary_file(run_dir: Path, manifest: RunManifest) -> Path | None:
+    named = manifest.files.get("summary")
+    candidates = ([named] if named is not None else []) + list(SUMMARY_CANDIDATES)
+    for name in candidates:
+        path = run_dir / name
+        if path.is_file() and path.stat().st_size > 0:
+            return path
+    return None
+
+
+def _raw_file(run_dir: Path, manifest: RunManifest) -> Path | None:
+    from orchestrator.results.ingest import find_raw
+
+    named = manifest.files.get("raw")
+    if named is not None and (run_dir / named).is_file():
+        return run_dir / named
+    return find_raw(run_dir)
+
+
+def build_report(run_dir: Path, *, raw_file: Path | None = None) -> ReportResult:
+    """Read a run folder and (re)write its results.json, charts and report.md.
+
+    Raises :class:`ConfigError` when ``run_dir`` is not a folder or a given raw file is
+    unreadable, and :class:`SetupError` when the folder cannot be written.
+    """
+    from orchestrator.results.figures import build_results, manifest_thresholds, merge_thresholds
+    from orchestrator.results.ingest import RawAggregates, ingest_raw
+    from orchestrator.results.summary import Summary, read_summary
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(
+            f"{run_dir} is not a run folder; pass a folder under results/ written by "
+            "`orch run`, or use `orch report --from FILE` for a raw k6 file"
+        )
+    folder = RunFolder(run_dir)
+    manifest = folder.read_manifest() or RunManifest()
+    # the run's own notes first (test users shared by VUs, raw output left uncompacted, …)
+    notes: list[str] = [n for n in manifest.notes if n and not n.startswith("report not")]
+    summary: Summary | None = None
+    summary_path = _summary_file(run_dir, manifest)
+    if summary_path is not None:
+        try:
+            summary = read_summary(summary_path)
+        except ConfigError as exc:
+            notes.append(f"summary not used: {exc.message}")
+            summary_path = None
+    raw = raw_file if raw_file is not None else _raw_file(run_dir, manifest)
+    if raw is not None and not raw.is_file():
+        raise ConfigError(f"the raw file {raw} does not exist; pass an existing k6 output")
+
+    declared = merge_thresholds(summary_thresholds(summary), manifest_thresholds(manifest))
+    duration = summary.duration_s if summary else None
+    agg: RawAggregates | None = None
+    if raw is None:
+        notes.append("no raw time series in the folder: figures come from k6's summary only")
+    else:
+        agg = ingest_raw(
+            raw,
+            thresholds=declared,
+            duration_s=duration,
+            metric_types=dict(summary.metric_types) if summary else None,
+        )
+        if agg.fmt == "empty":
+            notes.append(f"the raw file {raw.name} is empty: k6 recorded no points")
+            agg = None
+    thresholds = merge_thresholds(declared, agg.declared_thresholds if agg else {})
+    results = build_results(
+        run_dir,
+        manifest=manifest,
+        summary=summary,
+        summary_file=summary_path,
+        agg=agg,
+        thresholds=thresholds,
+        orch_version=__version__,
+    )
+    skipped = dict(agg.skipped) if agg else {}
+    if skipped.get("malformed_lines"):
+        notes.append(
+            f"{skipped['malformed_lines']} malformed line(s) skipped in {raw.name if raw else ''}"
+            " (a truncated last line is normal when k6 was stopped)"
+        )
+    if skipped.get("points_without_time_or_value"):
+        notes.append(f"{skipped['points_without_time_or_value']} point(s) without time or value")
+    if agg and agg.untagged_http_points:
+        notes.append(f"{agg.untagged_http_points} request(s) carried neither a name nor a url tag")
+
+    try:
+        from orchestrator.results.charts import render_charts
+
+        charts = render_charts(run_dir, agg, results)
+        results.charts = [ChartEntry(key=c.key, title=c.title, file=c.file) for c in charts]
+        results.notes = notes
+        results_path = folder.results_path
+        _write(results_path, results.to_json())
+        report_path = folder.report_path
+        _write(report_path, render_markdown(results))
+    except OSError as exc:
+        raise SetupError(
+            f"cannot write the report into {run_dir}: {exc.strerror or exc}; make the folder "
+            "writable or copy it elsewhere and run `orch report` there"
+        ) from exc
+    return ReportResult(
+        run_dir=run_dir,
+        report_path=report_path,
+        results_path=results_path,
+        charts=[run_dir / c.file for c in results.charts],
+        thresholds_ok=results.verdict.thresholds_ok,
+        thresholds_failed=results.verdict.thresholds_failed,
+        skipped=skipped,
+        notes=notes,
+    )
+
+
+def summary_thresholds(summary: Any) -> dict[str, list[str]]:
+    """Threshold expressions k6 reported in its summary."""
+    if summary is None:
+        return {}
+    return {key: list(exprs) for key, exprs in summary.thresholds.items()}
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+# --- Markdown -----------------------------------------------------------------------------
+
+
+def _num(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and digits == 0):
+        return f"{int(value):,}"
+    return f"{float(value):,.{digits}f}"
+
+
+def _ms(value: Any) -> str:
+    return "—" if value is None else f"{float(value):,.1f} ms"
+
+
+def _pct(value: Any) -> str:
+    if value is None:
+        return "—"
+    pct = 100.0 * float(value)
+    return f"{pct:.2f} %" if pct < 10 else f"{pct:.1f} %"
+
+
+def _measured(row: dict[str, Any]) -> str:
+    value, unit = row.get("measured"), row.get("unit")
+    if value is None:
+        return "not measured"
+    if unit == "ms":
+        return _ms(value)
+    if unit == "ratio":
+        return _pct(value)
+    if unit == "per_second":
+        return f"{float(value):,.1f}/s"
+    return _num(value, 0 if float(value).is_integer() else 3)
+
+
+def _cell(text: Any) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ") if text not in (None, "") else "—"
+
+
+def _duration(value: Any) -> str:
+    if value is None:
+        return "—"
+    seconds = float(value)
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    minutes, sec = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min {sec:02d} s" if hours else f"{minutes} min {sec:02d} s"
+
+
+def _epoch(value: Any) -> str:
+    if value is None:
+        return "—"
+    return datetime.fromtimestamp(float(value), tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _profile_line(profile: Any) -> str:
+    """One line describing k6 scenario options: ``executor: key=value, ...``."""
+    if not isinstance(profile, dict) or not profile:
+        return "—"
+    if "executor" not in profile and all(isinstance(v, dict) for v in profile.values()):
+        return "; ".join(f"{name}: {_profile_line(opts)}" for name, opts in profile.items())
+    parts = [
+        f"{k}={json.dumps(v) if isinstance(v, list | dict) else v}"
+        for k, v in profile.items()
+        if k != "executor"
+    ]
+    text = f"{profile.get('executor', 'scenario')}: {', '.join(parts)}"
+    return _cell(text)
+
+
+def render_markdown(results: ResultsDocument) -> str:
+    """report.md from the results document (as written) and ``templates/report.md.j2``."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # Markdown, not HTML; cells go through the `cell` filter
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        num=_num, ms=_ms, pct=_pct, measured=_measured, cell=_cell, duration=_duration,
+        epoch=_epoch, profile_line=_profile_line,
+    )  # fmt: skip
+    try:
+        template = env.get_template(TEMPLATE)
+    except jinja2.TemplateNotFound as exc:
+        raise SetupError(
+            f"the report template {TEMPLATES_DIR / TEMPLATE} is missing; reinstall orch"
+        ) from exc
+    return template.render(r=results.to_dict())
+
+
+# --- orch report --from -----------------------------------------------------------------
+
+
+def import_raw(
+    raw: Path,
+    *,
+    summary: Path | None = None,
+    out_dir: Path | None = None,
+    results_dir: Path | None = None,
+) -> Path:
+    """Make a run folder from someone else's raw k6 file (and summary); return the folder.
+
+    The folder is ``out_dir``, or ``results_dir/<UTC timestamp>_imported_<file stem>``.
+    The raw file is copied in unchanged (any format, plain or gzipped); a minimal run.json
+    records where it came from.
+    """
+    from orchestrator.results.ingest import detect_format
+
+    if not raw.is_file():
+        raise ConfigError(f"the raw file {raw} does not exist; pass k6's --out json/csv file")
+    fmt, compressed = detect_format(raw)
+    if fmt == "parquet":
+        name = RunFolder.RAW_PARQUET
+    else:
+        plain = "raw.json" if fmt == "ndjson" else RunFolder.RAW_CSV
+        name = plain + (".gz" if compressed else "")
+    if summary is not None and not summary.is_file():
+        raise ConfigError(f"the summary file {summary} does not exist")
+    if summary is not None:
+        from orchestrator.results.summary import read_summary
+
+        read_summary(summary)  # fail early, with the file named, if it is not a summary
+    if out_dir is None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        stem = raw.name.split(".")[0] or "raw"
+        base = results_dir if results_dir is not None else Path("results")
+        out_dir = base / f"{stamp}_imported_{stem}"
+    folder = RunFolder(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        previous = folder.read_manifest()
+        if previous is not None and previous.imported_from is not None:
+            # A folder of an earlier import: drop its inputs so none outlives this import.
+            for old in [*out_dir.glob("raw.*"), folder.summary_path]:
+                if old.name != name and old.is_file():
+                    old.unlink()
+        elif any(out_dir.iterdir()):
+            raise ConfigError(
+                f"{out_dir} already holds files that `orch report --from` did not write; "
+                "choose an empty or new folder with --out"
+            )
+        if raw.resolve() != (out_dir / name).resolve():
+            shutil.copyfile(raw, out_dir / name)
+        files: dict[str, str] = {"raw": name}
+        if summary is not None:
+            if summary.resolve() != folder.summary_path.resolve():
+                shutil.copyfile(summary, folder.summary_path)
+            files["summary"] = RunFolder.SUMMARY
+        manifest = RunManifest(
+            orch_version=__version__,
+            imported_from={"raw": str(raw), "summary": str(summary) if summary else None},
+            files=files,
+        )
+        folder.write_manifest(manifest)
+    except OSError as exc:
+        raise SetupError(
+            f"cannot write the run folder {out_dir}: {exc.strerror or exc}; choose a writable "
+            "folder with --out"
+        ) from exc
+    return out_dir
