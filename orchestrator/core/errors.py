@@ -22,6 +22,7 @@ class ExitCode(IntEnum):
     DATABASE = 7  # the database is unreachable, refuses us, or lacks what we need
     REGRESSION = 8  # the run regressed against its baseline
     UNVERIFIED = 9  # orch verify: an endpoint a scenario needs is not confirmed
+    LOAD_NOT_DELIVERED = 10  # the run passed its thresholds but k6 did not deliver its load
     THRESHOLDS = 99  # the run crossed one or more thresholds (same as k6)
     INTERRUPTED = 130  # stopped by Ctrl-C / SIGINT / SIGTERM
 

@@ -20,6 +20,11 @@ class Outcome(StrEnum):
     CRASHED = "crashed"  # k6 was killed by a signal orch did not send
     REFUSED = "refused"  # k6 tried to leave the environment's allow-list
     DRY_RUN = "dry_run"  # `orch run --runner k8s --dry-run`: manifests only
+    # thresholds held, but k6 fell short of the planned load (achieved or dropped iterations)
+    LOAD_NOT_DELIVERED = "load_not_delivered"
+    NOT_STARTED = "not_started"  # k6 never started (sandbox port, k6 binary, Docker, ...)
+    IO_ERROR = "io_error"  # writing the run folder failed while k6 ran (e.g. a full disk)
+    TARGET_LOST = "target_lost"  # the sandbox orch relied on stopped during the run
 
     @property
     def completed(self) -> bool:
