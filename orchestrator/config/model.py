@@ -48,6 +48,52 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# The load-delivery rule when orch.yaml says nothing (README, exit code 10).
+DEFAULT_DELIVERY = {"min_achieved": 0.95, "max_dropped": 0.01}
+
+
+class DeliveryRule(_Strict):
+    """``delivery:`` on a scenario or a profile: when a run counts as having delivered the
+    load it planned (else its outcome is ``load_not_delivered``, exit 10)."""
+
+    min_achieved: float = Field(
+        default=0.95, ge=0, le=1, description="least share of the planned iterations k6 made"
+    )
+    max_dropped: float = Field(
+        default=0.01, ge=0, le=1, description="most share of the planned iterations k6 dropped"
+    )
+
+
+# `delivery: {...}`, `delivery: false` (not judged) or `true` (the default rule again)
+DeliverySetting = DeliveryRule | bool | None
+
+
+def check_delivery(value: Any) -> DeliverySetting:
+    """A ``delivery:`` value as a setting, with one plain message when it is wrong."""
+    if value is None or isinstance(value, bool | DeliveryRule):
+        return value
+    if not isinstance(value, dict):
+        raise ValueError("write delivery: {min_achieved: 0.95, max_dropped: 0.01}, or false")
+    try:
+        return DeliveryRule.model_validate(value)
+    except ValidationError as exc:
+        raise ValueError("; ".join(f"{p}: {m}" for p, m in problems(exc))) from None
+
+
+def delivery_rule(*settings: DeliverySetting) -> dict[str, Any] | None:
+    """The rule a run is judged by, later settings over earlier ones (scenario, then
+    profile): ``{"min_achieved", "max_dropped"}``, or None when delivery is not judged."""
+    rule: dict[str, Any] | None = dict(DEFAULT_DELIVERY)
+    for setting in settings:
+        if setting is False:
+            rule = None
+        elif setting is True:
+            rule = dict(DEFAULT_DELIVERY)
+        elif isinstance(setting, DeliveryRule):
+            rule = {**(rule or DEFAULT_DELIVERY), **setting.model_dump(exclude_unset=True)}
+    return rule
+
+
 class LoadProfile(BaseModel):
     """One k6 scenario's executor and options, written as k6 writes them, plus thresholds."""
 
@@ -56,6 +102,9 @@ class LoadProfile(BaseModel):
     description: str = ""
     executor: str
     thresholds: dict[str, list[ThresholdSpec]] = Field(default_factory=dict)
+    delivery: DeliverySetting = None  # orch's, not k6's: see DeliveryRule
+
+    _delivery = field_validator("delivery", mode="before")(check_delivery)
 
     @model_validator(mode="after")
     def _check_executor_options(self) -> LoadProfile:
@@ -87,8 +136,11 @@ class Scenario(_Strict):
     tags: dict[str, str] = Field(default_factory=dict)
     vars: dict[str, Any] = Field(default_factory=dict)
     thresholds: dict[str, list[ThresholdSpec]] = Field(default_factory=dict)
+    delivery: DeliverySetting = None  # the load-delivery rule of every profile (DeliveryRule)
     profiles: dict[str, LoadProfile]
     default_profile: str
+
+    _delivery = field_validator("delivery", mode="before")(check_delivery)
 
     @model_validator(mode="after")
     def _default_profile_exists(self) -> Scenario:
@@ -419,6 +471,11 @@ class ResolvedRun(BaseModel):
     vars: dict[str, Any]
     thresholds: dict[str, list[ThresholdSpec]]
     secret_env: dict[str, str] = Field(repr=False)  # k6 name -> value; never written anywhere
+
+    def delivery_rule(self) -> dict[str, Any] | None:
+        """The load-delivery rule of this run (the profile's over the scenario's), or None
+        when the run opted out."""
+        return delivery_rule(self.scenario.delivery, self.profile.delivery)
 
     def public_summary(self) -> dict[str, Any]:
         """The resolved configuration with secrets named but not shown."""
