@@ -18,6 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from orchestrator.config.database import DatabaseSettings
 from orchestrator.config.egress import Production, parse_place, production_of
 from orchestrator.config.endpoints import DEFAULT_ENRICHMENT_CANDIDATES, check_vars, parse_endpoint
+from orchestrator.config.k6_options import (
+    COMMON_EXECUTOR_OPTIONS,
+    EXECUTOR_OPTIONS,
+    K6OptionError,
+    check_options,
+)
 from orchestrator.core.errors import ConfigError
 from orchestrator.core.paths import DEFAULT_CONFIG
 
@@ -25,18 +31,6 @@ EnvironmentKind = Literal["local", "staging", "production"]
 RunnerName = Literal["auto", "native", "docker"]
 
 DEFAULT_DOCKER_IMAGE = "grafana/k6:1.1.0"
-
-# k6 executors and the options each accepts (besides the common ones).
-EXECUTOR_OPTIONS: dict[str, set[str]] = {
-    "shared-iterations": {"vus", "iterations", "maxDuration"},
-    "per-vu-iterations": {"vus", "iterations", "maxDuration"},
-    "constant-vus": {"vus", "duration"},
-    "ramping-vus": {"startVUs", "stages", "gracefulRampDown"},
-    "constant-arrival-rate": {"rate", "timeUnit", "duration", "preAllocatedVUs", "maxVUs"},
-    "ramping-arrival-rate": {"startRate", "timeUnit", "stages", "preAllocatedVUs", "maxVUs"},
-    "externally-controlled": {"vus", "maxVUs", "duration"},
-}
-COMMON_EXECUTOR_OPTIONS = {"startTime", "gracefulStop", "env", "tags"}
 
 ThresholdSpec = str | dict[str, Any]
 
@@ -120,6 +114,7 @@ class LoadProfile(BaseModel):
                 f"option(s) {', '.join(sorted(unknown))} are not valid for executor "
                 f"{self.executor!r}; it takes {accepted}"
             )
+        check_options(self.executor, self.k6_options())  # k6's types, durations, minimums
         return self
 
     def k6_options(self) -> dict[str, Any]:
@@ -517,8 +512,13 @@ def load_config(path: str | Path | None = None) -> OrchConfig:
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {source}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{source} is not a UTF-8 text file (byte {exc.object[exc.start]:#04x} at offset "
+            f"{exc.start}); pass the YAML config with --config FILE"
+        ) from None
     try:
-        data = yaml.safe_load(text)
+        data = read_yaml(text, source)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else str(source)
@@ -537,11 +537,82 @@ def load_config(path: str | Path | None = None) -> OrchConfig:
     return config
 
 
+# YAML aliases may repeat at most this many values in all (``<<: *defaults`` and the like
+# need a few hundred); past it the file is refused before any value is built, so an alias
+# bomb ("billion laughs") costs milliseconds, not gigabytes.
+MAX_ALIAS_EXPANSION = 10_000
+# Deeper nesting than this is refused (PyYAML composes recursively).
+MAX_YAML_DEPTH = 200
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """A safe loader that measures what aliases expand to before building any value."""
+
+    def compose_document(self) -> yaml.Node | None:
+        node: yaml.Node | None = super().compose_document()
+        if node is not None:
+            _check_expansion(node, str(self.name))
+        return node
+
+
+def _check_expansion(root: yaml.Node, source: str) -> None:
+    """Refuse a node graph whose aliases repeat more than MAX_ALIAS_EXPANSION values, or
+    that refers to itself (the values would be infinite)."""
+    expanded: dict[int, int] = {}  # id(node) -> values in it once aliases are expanded
+    distinct: set[int] = set()
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        if done:
+            on_path.discard(key)
+            expanded[key] = 1 + sum(expanded[id(c)] for c in children)
+            if expanded[key] - len(distinct) > MAX_ALIAS_EXPANSION:
+                raise ConfigError(
+                    f"{source}: YAML anchors and aliases (&name, *name) expand to more than "
+                    f"{MAX_ALIAS_EXPANSION:,} repeated values; write the values out, or use "
+                    "fewer aliases"
+                )
+            continue
+        if key in expanded:
+            continue
+        if key in on_path:
+            raise ConfigError(f"{source}: a YAML alias refers to a value that contains it")
+        if len(on_path) >= MAX_YAML_DEPTH:
+            raise ConfigError(f"{source}: YAML nested more than {MAX_YAML_DEPTH} levels deep")
+        distinct.add(key)
+        on_path.add(key)
+        stack.append((node, True))
+        stack += [(c, False) for c in children if id(c) not in expanded]
+
+
+def read_yaml(text: str, source: Path | str) -> Any:
+    """YAML text as Python values (safe types only), with alias expansion bounded."""
+    loader = _BoundedLoader(text)
+    loader.name = str(source)
+    try:
+        return loader.get_single_data()
+    except RecursionError:
+        raise ConfigError(f"{source}: YAML nested too deeply to read") from None
+    finally:
+        loader.dispose()
+
+
 def problems(exc: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
     """(key path, what is wrong) for each of pydantic's errors, in plain words."""
     found = []
     for error in exc.errors():
         path = ".".join([p for p in [prefix] if p] + [str(part) for part in error["loc"]])
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, K6OptionError):  # one line per option, named by its key
+            found += [(f"{path}.{key}", problem) for key, problem in cause.problems]
+            continue
         message = str(error["msg"]).removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key (check its spelling)"

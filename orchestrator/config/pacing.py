@@ -11,9 +11,9 @@ template enforces with ``pace()`` from ``k6_scripts/ratelimit.js``.
 from __future__ import annotations
 
 import math
-import re
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.config.k6_options import ARRIVAL_RATE_EXECUTORS, max_vus, parse_duration
 from orchestrator.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -23,20 +23,13 @@ TOKENS_IN_VAR = "claude_input_tokens_per_request"
 TOKENS_OUT_VAR = "claude_output_tokens_per_request"
 HEADROOM_VAR = "claude_rate_headroom"
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-_ARRIVAL_EXECUTORS = {"constant-arrival-rate", "ramping-arrival-rate"}
-
-
 def duration_seconds(value: str | int | float) -> float:
-    """Seconds in a k6 duration such as ``"1s"``, ``"500ms"`` or ``"1m30s"``."""
-    if isinstance(value, int | float):
-        return float(value)
-    text = value.strip()
-    parts = _DURATION_PART.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ConfigError(f"{value!r} is not a k6 duration (e.g. 1s, 500ms, 1m30s)")
-    return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+    """Seconds in a k6 duration such as ``"1s"``, ``"500ms"`` or ``"1m30s"`` (k6's syntax:
+    :func:`orchestrator.config.k6_options.parse_duration`)."""
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def allowed_per_minute(
@@ -51,13 +44,6 @@ def allowed_per_minute(
     return math.floor(min(limits) * headroom)
 
 
-def _max_vus(options: dict[str, Any]) -> int:
-    stages = options.get("stages") or []
-    peaks = [int(options.get(k) or 0) for k in ("vus", "maxVUs", "startVUs")]
-    peaks += [int(s.get("target") or 0) for s in stages]
-    return max([1, *peaks])
-
-
 def cap_profile(options: dict[str, Any], cap_per_minute: int) -> tuple[dict[str, Any], float, bool]:
     """The k6 scenario options capped at ``cap_per_minute``.
 
@@ -65,8 +51,8 @@ def cap_profile(options: dict[str, Any], cap_per_minute: int) -> tuple[dict[str,
     arrival-rate executors) and whether anything was lowered.
     """
     executor = options["executor"]
-    if executor not in _ARRIVAL_EXECUTORS:
-        return dict(options), _max_vus(options) * 60.0 / cap_per_minute, True
+    if executor not in ARRIVAL_RATE_EXECUTORS:
+        return dict(options), (max_vus(options) or 1) * 60.0 / cap_per_minute, True
     per_unit = duration_seconds(options.get("timeUnit", "1s"))
     factor = 60.0 / per_unit  # from the profile's time unit to per minute
     keys = ["rate"] if executor == "constant-arrival-rate" else ["startRate"]
@@ -149,7 +135,7 @@ def apply_production_n8n_cap(run: ResolvedRun) -> ResolvedRun:
     if url_host(run.n8n_base_url) != normalize_host(shared.host):
         return run
     options = run.profile.k6_options()
-    if options["executor"] not in _ARRIVAL_EXECUTORS:
+    if options["executor"] not in ARRIVAL_RATE_EXECUTORS:
         raise ConfigError(
             f"scenario {run.scenario_name!r} profile {run.profile_name!r} sends to the "
             f"production N8N, whose load is capped at {shared.max_requests_per_second:g} req/s; "

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from orchestrator.config.egress import EgressPolicy
+from orchestrator.config.k6_options import max_vus
 from orchestrator.config.model import OrchConfig, ResolvedRun
 from orchestrator.config.secrets import Redactor
 from orchestrator.core.errors import ConfigError, ExitCode, OrchError, SetupError
@@ -77,15 +78,6 @@ def new_manifest(
         target={"base_url": run.base_url, "n8n_base_url": run.n8n_base_url},
         **extra,
     )
-
-
-def max_vus(k6_scenario: dict[str, Any]) -> int | None:
-    """The most VUs a k6 scenario can use."""
-    candidates = [k6_scenario.get(key) for key in ("maxVUs", "vus", "preAllocatedVUs", "startVUs")]
-    if k6_scenario.get("executor") == "ramping-vus":
-        candidates += [stage.get("target") for stage in k6_scenario.get("stages", [])]
-    numbers = [int(c) for c in candidates if isinstance(c, int | float)]
-    return max(numbers) if numbers else None
 
 
 def classify(outcome: K6Outcome) -> tuple[Outcome, ExitCode]:

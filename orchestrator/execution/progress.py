@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import socket
 import threading
 import time
@@ -13,12 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+# k6's durations are read in one place; planned_seconds is imported from here by the runs
+from orchestrator.config.k6_options import planned_seconds as planned_seconds
+
 # k6's REST API listens on loopback: no proxy variable (HTTP_PROXY, ...) may send these
 # requests to another host, so the opener has no proxy handler at all.
 LOOPBACK_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def free_loopback_port() -> int:
@@ -26,26 +25,6 @@ def free_loopback_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def parse_duration(text: str | int | float) -> float:
-    """k6 duration (``"1m30s"``, ``"500ms"``, or a number of seconds) in seconds."""
-    if isinstance(text, int | float):
-        return float(text)
-    parts = _DURATION_PART.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text.strip():
-        raise ValueError(f"not a k6 duration: {text!r} (use e.g. 30s, 1m30s, 500ms)")
-    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
-
-
-def planned_seconds(k6_scenario: dict[str, Any]) -> float | None:
-    """How long a k6 scenario is planned to last, or None when it ends by iterations."""
-    start = parse_duration(k6_scenario.get("startTime", "0s"))
-    if "duration" in k6_scenario:
-        return start + parse_duration(k6_scenario["duration"])
-    if "stages" in k6_scenario:
-        return start + sum(parse_duration(s.get("duration", "0s")) for s in k6_scenario["stages"])
-    return None
 
 
 @dataclass
