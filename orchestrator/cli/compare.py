@@ -22,7 +22,12 @@ from orchestrator.core.errors import ConfigError, ExitCode
     help="Folder for compare.md, compare.json and compare_p95.png "
     "(default: results/compare/<A>__<B>).",
 )
-@click.option("--fail-on-regression", is_flag=True, help="Exit 8 when B regressed against A.")
+@click.option(
+    "--fail-on-regression",
+    is_flag=True,
+    help="Exit 8 when B regressed against A; when A or B did not complete, exit with that "
+    "run's own code (5 unfinished or k6 error, 130 interrupted, 6 refused, ...).",
+)
 @config_option
 def compare(
     run_a: Path, run_b: Path, out_dir: Path | None, fail_on_regression: bool,
@@ -32,7 +37,9 @@ def compare(
 
     Prints a Markdown table (overall and per endpoint: p50/p95/p99, throughput, error
     rate, absolute and relative change, significance) and writes it with compare.json and
-    a p95 chart. The tolerances come from the config's `regression:` block.
+    a p95 chart. The tolerances come from the config's `regression:` block. A run that
+    did not complete (outcome other than passed or thresholds_failed) is not judged: no
+    "regression" and no "no regression" verdict.
 
     Example:
 
@@ -56,6 +63,11 @@ def compare(
     files = write_comparison(comparison, target)
     click.echo(render_markdown(comparison), nl=False)
     click.echo(f"written: {files.markdown}, {files.json}, {files.chart}", err=True)
+    for why in comparison.not_judged:  # never "no regression" for a run that did not complete
+        click.echo(f"not judged: {why}", err=True)
+    code = comparison.not_judged_exit_code()
+    if fail_on_regression and code is not None:
+        sys.exit(code)
     if fail_on_regression and comparison.regressed:
         sys.exit(int(ExitCode.REGRESSION))
 

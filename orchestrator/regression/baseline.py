@@ -77,8 +77,11 @@ def make_baseline(run_dir: Path) -> dict[str, Any]:
             f"{run_dir} does not say which scenario and environment it ran "
             f"({RunFolder.MANIFEST}); only folders written by `orch run` can become a baseline"
         )
-    if run.outcome is None or not run.outcome.completed:
-        shown = repr(None if run.outcome is None else run.outcome.value)
+    from orchestrator.regression.compare import run_outcome
+
+    outcome, _code = run_outcome(run_dir, results)  # run.json's (or a later report's)
+    if outcome is None or not outcome.completed:
+        shown = repr(None if outcome is None else outcome.value)
         raise ConfigError(
             f"{run_dir} ended as {shown}; a baseline must be a complete run "
             "(passed, or thresholds_failed)"

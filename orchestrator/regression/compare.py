@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.core.errors import ConfigError, SetupError
+from orchestrator.core.outcome import Outcome, not_judged_exit_code, not_judged_reason
 from orchestrator.results.model import ResultsDocument
 from orchestrator.results.run_folder import RunFolder
 
@@ -56,6 +57,13 @@ class Side:
     samples: dict[str, np.ndarray]  # endpoint (or "all") -> latencies in ms
     sample_kind: str  # "raw points" or "quantiles"
     started_at: str | None = None
+    outcome: Outcome | None = None  # a run's outcome (None: a baseline, or unknown)
+    exit_code: int | None = None  # the run's exit code as run.json records it
+
+    @property
+    def not_judged(self) -> str | None:
+        """Why this side cannot be judged (a run that did not complete), or None."""
+        return not_judged_reason(self.outcome)
 
 
 @dataclass
@@ -119,6 +127,30 @@ class Comparison:
         """Names of the endpoints (not "all") that regressed."""
         return [r.name for r in self.rows if r.regressed and r.name != OVERALL]
 
+    @property
+    def not_judged(self) -> list[str]:
+        """Why no regression verdict is given: one line per side that is a run that did not
+        complete (unfinished, failed, interrupted, ...). Empty when both can be judged."""
+        return [
+            f"{name} (`{side.label}`) ended as `{side.outcome}`: {why}"
+            for name, side in (("B", self.b), ("A", self.a))
+            if (why := side.not_judged) is not None
+        ]
+
+    @property
+    def judged(self) -> bool:
+        """Whether a regression verdict is given (both sides complete runs or baselines)."""
+        return not self.not_judged
+
+    def not_judged_exit_code(self) -> int | None:
+        """The exit code of a comparison without a verdict: the run's own (B's first, then
+        A's; e.g. 5 for k6_error, crashed or unfinished, 130 interrupted, 6 refused), or
+        None when the comparison is judged."""
+        for side in (self.b, self.a):
+            if side.not_judged is not None:
+                return not_judged_exit_code(side.outcome, side.exit_code)
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         """The comparison as the ``compare.json`` document."""
         return _stable(
@@ -127,7 +159,9 @@ class Comparison:
                 "a": _side_dict(self.a),
                 "b": _side_dict(self.b),
                 "settings": self.settings,
-                "regressed": self.regressed,
+                "judged": self.judged,
+                "not_judged": self.not_judged,
+                "regressed": self.regressed if self.judged else None,
                 "regressed_endpoints": self.regressed_endpoints,
                 "rows": [{**asdict(r), "regressed": r.regressed} for r in self.rows],
                 "notes": self.notes,
@@ -144,6 +178,7 @@ def _side_dict(side: Side) -> dict[str, Any]:
         "profile": side.profile,
         "started_at": side.started_at,
         "sample_kind": side.sample_kind,
+        "outcome": side.outcome,
     }
 
 
@@ -212,6 +247,7 @@ def load_run(run_dir: Path) -> Side:
     """A run folder as a side: its results.json figures and its raw latency points."""
     run_dir = Path(run_dir)
     results = read_results(run_dir)
+    outcome, exit_code = run_outcome(run_dir, results)
     return Side(
         label=run_dir.name,
         kind="run",
@@ -222,7 +258,20 @@ def load_run(run_dir: Path) -> Side:
         samples=latency_samples(run_dir, results),
         sample_kind="raw points",
         started_at=results.run.started_at,
+        outcome=outcome,
+        exit_code=exit_code,
     )
+
+
+def run_outcome(run_dir: Path, results: ResultsDocument) -> tuple[Outcome | None, int | None]:
+    """A run's outcome and exit code: run.json's, unless results.json (written later, by
+    the report) says the run did not complete while run.json does not."""
+    manifest = RunFolder(run_dir).read_manifest()
+    recorded = (manifest.outcome, manifest.exit_code) if manifest is not None else (None, None)
+    reported = (results.run.outcome, results.run.exit_code)
+    if not_judged_reason(recorded[0]) is None and not_judged_reason(reported[0]) is not None:
+        return reported
+    return recorded if recorded[0] is not None else reported
 
 
 def load_side(path: Path) -> Side:
@@ -449,6 +498,12 @@ def render_markdown(cmp: Comparison, *, chart: str | None = None, heading: int =
     ]
     regressed = [r.name for r in cmp.rows if r.regressed]
     verdict = f"**REGRESSED**: {', '.join(regressed)}" if regressed else "**No regression** found."
+    if not cmp.judged:
+        verdict = (
+            "**NOT JUDGED**: a run that did not complete is neither compared as a regression "
+            "nor as none; the figures below cover only what it recorded.\n\n"
+            + "\n".join(f"- {why}" for why in cmp.not_judged)
+        )
     lines += [verdict, "", f"{h}# Latency (ms)", ""]
     lines += [
         "| endpoint | p50 A | p50 B | Δ p50 | p95 A | p95 B | Δ p95 | Δ p95 % | p99 A | p99 B "

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.core.errors import ConfigError, SetupError
-from orchestrator.core.outcome import Outcome
-from orchestrator.results.model import read_results
+from orchestrator.core.outcome import Outcome, not_judged_reason
+from orchestrator.regression.compare import run_outcome
+from orchestrator.results.model import ResultsDocument, read_results
 from orchestrator.results.run_folder import RunFolder
 
 HISTORY_CHART = "history.png"
@@ -36,6 +37,12 @@ class HistoryPoint:
     p95_ms: float | None
     p99_ms: float | None
 
+    @property
+    def judged(self) -> bool:
+        """Whether the run completed (or is of unknown outcome), so its figures belong to
+        the trend; an unfinished or failed run is listed but not part of it."""
+        return not_judged_reason(self.outcome) is None
+
 
 def _num(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
@@ -55,6 +62,7 @@ def collect_history(
         except ConfigError:
             continue  # not a results.json this orch reads
         run = data.run
+        outcome = _outcome(path.parent, data)
         if run.scenario != scenario:
             continue
         if environment and run.environment != environment:
@@ -69,7 +77,7 @@ def collect_history(
                 started_at=str(run.started_at or ""),
                 environment=str(run.environment or ""),
                 profile=run.profile,
-                outcome=run.outcome,
+                outcome=outcome,
                 requests=overall.requests if overall is not None else None,
                 throughput_rps=_num(overall.throughput_rps if overall else None),
                 error_rate=_num(overall.error_rate if overall else None),
@@ -82,6 +90,15 @@ def collect_history(
     return sorted(unique.values(), key=lambda p: (p.started_at, p.folder))
 
 
+def _outcome(run_dir: Path, results: ResultsDocument) -> Outcome | None:
+    """The run's outcome (:func:`~orchestrator.regression.compare.run_outcome`); results.json's
+    alone when run.json cannot be read."""
+    try:
+        return run_outcome(run_dir, results)[0]
+    except ConfigError:
+        return results.run.outcome
+
+
 def _fmt(value: float | None, pattern: str) -> str:
     return "—" if value is None else pattern.format(value)
 
@@ -92,6 +109,14 @@ def render_markdown(
     """A Markdown table of the runs, oldest first, with the change of p95 from run to run."""
     where = f" in {environment}" if environment else ""
     lines = [f"# History of {scenario}{where}", "", f"{len(points)} run(s), oldest first.", ""]
+    unjudged = [p for p in points if not p.judged]
+    if unjudged:
+        lines += [
+            f"{len(unjudged)} run(s) did not complete (outcome marked *not judged*): their "
+            "figures cover only what they recorded, so they are listed but left out of the "
+            "trend (Δ p95 and the chart's line).",
+            "",
+        ]
     lines += [
         "| started (UTC) | run folder | env | profile | outcome | requests | req/s | "
         "error rate | p50 ms | p95 ms | Δ p95 | p99 ms |",
@@ -101,18 +126,20 @@ def render_markdown(
     for p in points:
         change = (
             f"{100 * (p.p95_ms - previous) / previous:+.1f} %"
-            if p.p95_ms is not None and previous
+            if p.p95_ms is not None and previous and p.judged
             else "—"
         )
+        outcome = f"{p.outcome} (not judged)" if not p.judged else (p.outcome or "—")
         lines.append(
             f"| {p.started_at[:19].replace('T', ' ')} | {p.folder} | {p.environment} | "
-            f"{p.profile or '—'} | {p.outcome or '—'} | "
+            f"{p.profile or '—'} | {outcome} | "
             f"{_fmt(p.requests, '{:,}')} | {_fmt(p.throughput_rps, '{:,.1f}')} | "
             f"{_fmt(None if p.error_rate is None else 100 * p.error_rate, '{:.2f} %')} | "
             f"{_fmt(p.p50_ms, '{:,.1f}')} | {_fmt(p.p95_ms, '{:,.1f}')} | {change} | "
             f"{_fmt(p.p99_ms, '{:,.1f}')} |"
         )
-        previous = p.p95_ms if p.p95_ms is not None else previous
+        if p.judged and p.p95_ms is not None:
+            previous = p.p95_ms
     if chart:
         lines += ["", f"![p95, throughput and error rate across runs]({chart})"]
     return "\n".join(lines) + "\n"
@@ -137,15 +164,20 @@ def draw_history(points: list[HistoryPoint], path: Path, title: str) -> Path:
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
         known = [(x, v) for x, v in zip(xs, values, strict=True) if v is not None]
+        trend = [(x, v) for x, v in known if points[x].judged]
         if known:
-            ax.plot([k[0] for k in known], [k[1] for k in known], marker="o", color=color,
-                    label=label)  # fmt: skip
-            failed = [
-                (x, v) for x, v in known if points[x].outcome not in (Outcome.PASSED, None)
-            ]
+            if trend:
+                ax.plot([k[0] for k in trend], [k[1] for k in trend], marker="o", color=color,
+                        label=label)  # fmt: skip
+            failed = [(x, v) for x, v in trend if points[x].outcome == Outcome.THRESHOLDS_FAILED]
             if failed:
                 ax.scatter([f[0] for f in failed], [f[1] for f in failed], marker="x", s=80,
-                           color="black", zorder=3, label="run not passed")  # fmt: skip
+                           color="black", zorder=3, label="thresholds crossed")  # fmt: skip
+            unjudged = [(x, v) for x, v in known if not points[x].judged]
+            if unjudged:
+                ax.scatter([u[0] for u in unjudged], [u[1] for u in unjudged], marker="o", s=60,
+                           facecolors="none", edgecolors="#888888", zorder=3,
+                           label="did not complete: not judged")  # fmt: skip
             ax.legend(loc="lower right", fontsize=8)
         else:
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
