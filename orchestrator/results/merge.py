@@ -22,17 +22,19 @@ the metric types the runners reported (no statistics, no verdicts, so every verd
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.core.errors import ConfigError, ExitCode, SetupError
-from orchestrator.core.outcome import Outcome
+from orchestrator.core.outcome import Outcome, not_judged_exit_code
 from orchestrator.results.model import ResultsDocument, Verdict, read_results
 from orchestrator.results.run_folder import RunFolder, RunManifest
 
@@ -48,6 +50,9 @@ _SOURCE_PRECEDENCE = (
     (Outcome.CRASHED, ExitCode.K6_ERROR),
     (Outcome.K6_ERROR, ExitCode.K6_ERROR),
 )
+# Source outcomes the merge judges again over every runner's points (a runner's own verdict
+# covers its segment only); any other (`running`, `dry_run`, ...) is the merged run's.
+_REJUDGED = (Outcome.PASSED, Outcome.THRESHOLDS_FAILED, Outcome.LOAD_NOT_DELIVERED)
 
 
 @dataclass
@@ -121,6 +126,116 @@ def find_sources(paths: list[Path]) -> list[MergeSource]:
         if labels.count(source.label) > 1:
             source.label = f"{i + 1}:{source.label}"
     return sources
+
+
+def check_sources(sources: list[MergeSource]) -> None:
+    """Refuse inputs that are not the runners of one run, each once (ConfigError, exit 3,
+    naming them): the same folder or raw file twice (by resolved path, by identical content,
+    or by run.json's start time and execution segment), runs of different scenarios or
+    scripts, or overlapping execution segments. What a source's run.json does not say
+    (a runner's bare output) is not checked."""
+    seen: dict[Path, MergeSource] = {}
+    for source in sources:
+        key = source.raw.resolve()
+        if key in seen:
+            raise ConfigError(
+                f"{_where(seen[key])} and {_where(source)} are the same run folder (or raw "
+                "file); give each runner once"
+            )
+        seen[key] = source
+    by_size: dict[int, list[MergeSource]] = {}
+    for source in sources:
+        by_size.setdefault(source.raw.stat().st_size, []).append(source)
+    for group in (g for g in by_size.values() if len(g) > 1):
+        digests: dict[str, MergeSource] = {}
+        for source in group:
+            digest = _sha256(source.raw)
+            if digest in digests:
+                raise ConfigError(
+                    f"{_where(digests[digest])} and {_where(source)} hold the same raw points "
+                    "(identical files): the same run twice; give each runner once"
+                )
+            digests[digest] = source
+    described = [(s, s.manifest) for s in sources if s.manifest.model_fields_set]
+    scenarios = {m.scenario for _s, m in described if m.scenario}
+    if len(scenarios) > 1:
+        listed = ", ".join(f"{_where(s)}: {m.scenario}" for s, m in described if m.scenario)
+        raise ConfigError(
+            f"the folders are runs of different scenarios ({listed}); merge only the runners "
+            "of one run"
+        )
+    scripts = [(s, script) for s, m in described if (script := _script_digest(s, m))]
+    if len({script for _s, script in scripts}) > 1:
+        first = scripts[0]
+        other = next(s for s, script in scripts if script != first[1])
+        raise ConfigError(
+            f"{_where(first[0])} and {_where(other)} ran different scripts (their script "
+            "files differ); merge only the runners of one run"
+        )
+    segments = [(s, m, seg) for s, m in described if (seg := execution_segment(m.command))]
+    for i, (a, ma, (a_from, a_to)) in enumerate(segments):
+        for b, mb, (b_from, b_to) in segments[i + 1 :]:
+            same_start = ma.started_at is not None and ma.started_at == mb.started_at
+            if same_start and (a_from, a_to) == (b_from, b_to):
+                raise ConfigError(
+                    f"{_where(a)} and {_where(b)} are the same run (same start and execution "
+                    "segment); give each runner once"
+                )
+            if max(a_from, b_from) < min(a_to, b_to):
+                raise ConfigError(
+                    f"{_where(a)} (execution segment {a_from}:{a_to}) and {_where(b)} "
+                    f"({b_from}:{b_to}) overlap: together they ran part of the test twice; "
+                    "merge runners whose segments do not overlap"
+                )
+
+
+def execution_segment(command: list[str]) -> tuple[Fraction, Fraction] | None:
+    """The execution segment a k6 command line ran (``--execution-segment=1/3:2/3``; the
+    whole test ``0:1`` without the option), or None when there is no command to read."""
+    if not command:
+        return None
+    value = None
+    for index, arg in enumerate(command):
+        if arg.startswith("--execution-segment="):
+            value = arg.split("=", 1)[1]
+        elif arg == "--execution-segment" and index + 1 < len(command):
+            value = command[index + 1]
+    if value is None:
+        return Fraction(0), Fraction(1)
+    start, _sep, end = value.rpartition(":")
+    try:
+        return _segment_point(start or "0"), _segment_point(end)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def _segment_point(text: str) -> Fraction:
+    """One end of a k6 execution segment: ``1/3``, ``0.5`` or ``50%``."""
+    text = text.strip()
+    if text.endswith("%"):
+        return Fraction(text[:-1]) / 100
+    return Fraction(text)
+
+
+def _where(source: MergeSource) -> str:
+    return str(source.run_dir or source.raw)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _script_digest(source: MergeSource, manifest: RunManifest) -> str | None:
+    """The hash of the k6 script a runner's run.json names (``files.script``), if present."""
+    name = manifest.files.get("script")
+    if source.run_dir is None or not name:
+        return None
+    script = source.run_dir / name
+    return _sha256(script) if script.is_file() else None
 
 
 def _summary_of(run_dir: Path, manifest: RunManifest) -> Path | None:
@@ -327,6 +442,9 @@ def combined_outcome(
     for outcome, code in _SOURCE_PRECEDENCE:
         if outcome in source_outcomes:
             return outcome, code
+    for source_outcome in source_outcomes:  # unfinished (`running`), a dry run, ...
+        if source_outcome is not None and source_outcome not in _REJUDGED:
+            return source_outcome, ExitCode(not_judged_exit_code(source_outcome))
     if thresholds_ok is False:
         return Outcome.THRESHOLDS_FAILED, ExitCode.THRESHOLDS
     return Outcome.PASSED, ExitCode.OK
@@ -394,6 +512,7 @@ def merge_runs(
     from orchestrator.results.run_folder import iso, utc_now
 
     sources = find_sources(inputs)
+    check_sources(sources)
     # the first source whose run.json says anything
     first = next((s.manifest for s in sources if s.manifest.model_fields_set), RunManifest())
     scenario = str(first.scenario or "runs")
