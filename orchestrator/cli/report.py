@@ -70,7 +70,9 @@ def report_command(
     """Rebuild RUN_DIR's results.json, charts/*.png and report.md from its files.
 
     Works offline and gives the same files each time. With --from, first make a run
-    folder from a raw k6 file written elsewhere (and its summary, if you have it).
+    folder from a raw k6 file written elsewhere (and its summary, if you have it); a file
+    that is truncated or corrupt is refused (exit 3) and leaves no folder. A folder that
+    holds neither run.json nor k6 output is refused (exit 3) and left untouched.
 
     Example:
 
@@ -80,7 +82,7 @@ def report_command(
 
         orch report --merge results/RUN/shards/1 results/RUN/shards/2 --out merged
     """
-    from orchestrator.results.report import build_report, import_raw
+    from orchestrator.results.report import build_report, report_import
 
     if merge:
         _merge(run_dirs, out_dir, config_file, raw_from, summary)
@@ -91,12 +93,13 @@ def report_command(
         if run_dir is not None:
             raise ConfigError("give either RUN_DIR or --from FILE, not both")
         results_dir = _default_results_dir(config_file) if out_dir is None else None
-        run_dir = import_raw(raw_from, summary=summary, out_dir=out_dir, results_dir=results_dir)
+        result = report_import(raw_from, summary=summary, out_dir=out_dir, results_dir=results_dir)
     elif run_dir is None:
         raise ConfigError("give a run folder (orch report RUN_DIR) or a raw file (--from FILE)")
     elif summary is not None or out_dir is not None:
         raise ConfigError("--summary and --out only apply with --from FILE")
-    result = build_report(run_dir)
+    else:
+        result = build_report(run_dir)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     verdict = _verdict(result.thresholds_ok, result.thresholds_failed)

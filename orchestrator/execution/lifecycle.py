@@ -303,6 +303,13 @@ def compact_raw(run_dir: Path, manifest: RunManifest, echo: Echo) -> Path | None
         from orchestrator.results.ingest import finalize_raw
 
         raw = finalize_raw(run_dir)
+    except KeyboardInterrupt:  # a Ctrl-C during the conversion: say so, then stop
+        manifest.notes.append(
+            f"raw output left as written ({RunFolder.RAW_CSV}): its conversion to "
+            f"{RunFolder.RAW_PARQUET} was interrupted"
+        )
+        manifest.save(run_dir)
+        raise
     except Exception as exc:  # any failure here must keep the CSV and the run folder
         note = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
         manifest.notes.append(f"raw output left as written: {note}")
@@ -310,6 +317,13 @@ def compact_raw(run_dir: Path, manifest: RunManifest, echo: Echo) -> Path | None
         return None
     if raw is not None:
         manifest.files["raw"] = raw.name
+        if raw.name == RunFolder.RAW_CSV and raw.is_file() and raw.stat().st_size > 0:
+            note = (  # finalize_raw keeps the CSV when it cannot convert it
+                f"raw output left as written ({raw.name}): it could not be converted to "
+                f"{RunFolder.RAW_PARQUET}"
+            )
+            manifest.notes.append(note)
+            echo(f"warning: {note}")
     return raw
 
 

@@ -18,6 +18,7 @@ import math
 import os
 import re
 import tempfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -184,6 +185,8 @@ def detect_format(path: Path) -> tuple[str, bool]:
         opener = gzip.open if compressed else open
         with opener(path, "rb") as fh:
             start = fh.read(4096).lstrip()
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise ConfigError(f"{path} is a truncated or corrupt gzip file ({exc})") from None
     except OSError as exc:
         raise ConfigError(f"cannot read the raw file {path}: {exc}") from exc
     if start.startswith(b"{"):
@@ -196,6 +199,43 @@ def detect_format(path: Path) -> tuple[str, bool]:
         f"{path} is neither k6 NDJSON (--out json) nor k6 CSV (--out csv); "
         "pass the raw file k6 wrote"
     )
+
+
+def verify_raw(path: Path) -> tuple[str, bool]:
+    """Read a raw file through once; return (format, gzipped) as :func:`detect_format` does.
+
+    Reads a gzip stream to its end (its
+    length and CRC checked), every column of a Parquet file. Raises :class:`ConfigError`
+    naming the file when it is truncated or corrupt, so nothing is made from half a file."""
+    fmt, compressed = detect_format(path)
+    if compressed:
+        try:
+            with gzip.open(path, "rb") as fh:
+                while fh.read(1 << 20):
+                    pass
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ConfigError(
+                f"{path} is a truncated or corrupt gzip file ({exc}); copy it again from "
+                "where k6 wrote it"
+            ) from None
+    elif fmt == "parquet":
+        con = _connect()
+        try:
+            con.execute("SELECT count(COLUMNS(*)) FROM read_parquet(?)", [str(path)]).fetchall()
+        except Exception as exc:
+            raise ConfigError(
+                f"{path} is a truncated or corrupt Parquet file ({_first_line(exc)}); copy it "
+                "again, or report on the raw.csv it was made from"
+            ) from None
+        finally:
+            con.close()
+    return fmt, compressed
+
+
+def _first_line(exc: BaseException) -> str:
+    """An error's first line (DuckDB's messages go on with the whole query)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def find_raw(run_dir: Path) -> Path | None:
@@ -268,8 +308,10 @@ def finalize_raw(run_dir: Path) -> Path:
         finally:
             con.close()
         os.replace(tmp, out)
-    except Exception:
+    except BaseException as exc:  # a failure or Ctrl-C: the CSV stays, no half Parquet file
         tmp.unlink(missing_ok=True)
+        if not isinstance(exc, Exception):
+            raise
         return csv_path
     csv_path.unlink()
     return out
@@ -297,21 +339,24 @@ def _sniff_ndjson(path: Path, compressed: bool) -> tuple[set[str], dict[str, Any
     keys: set[str] = set()
     declared: dict[str, Any] = {}
     opener = gzip.open if compressed else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
-        for i, line in enumerate(fh):
-            if i >= 5000:
-                break
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                continue
-            data = obj.get("data") if isinstance(obj, dict) else None
-            if not isinstance(data, dict):
-                continue
-            if obj.get("type") == "Metric":
-                declared[str(data.get("name") or obj.get("metric"))] = data
-            elif isinstance(data.get("tags"), dict):
-                keys.update(data["tags"])
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+            for i, line in enumerate(fh):
+                if i >= 5000:
+                    break
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    continue
+                data = obj.get("data") if isinstance(obj, dict) else None
+                if not isinstance(data, dict):
+                    continue
+                if obj.get("type") == "Metric":
+                    declared[str(data.get("name") or obj.get("metric"))] = data
+                elif isinstance(data.get("tags"), dict):
+                    keys.update(data["tags"])
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ConfigError(f"cannot read the raw file {path}: {exc}; is it truncated?") from None
     return keys, declared
 
 
@@ -672,7 +717,9 @@ def ingest_raw(
     except ConfigError:
         raise
     except Exception as exc:
-        raise ConfigError(f"cannot read the raw file {path}: {exc}") from exc
+        raise ConfigError(
+            f"cannot read the raw file {path}: {_first_line(exc)}; is it truncated or corrupt?"
+        ) from None
     finally:
         con.close()
     return agg
@@ -787,6 +834,10 @@ def load_points(path: Path, metrics: tuple[str, ...] = CORE_METRICS) -> pd.DataF
             f"extra_tags FROM ({source.query(list(metrics))}) WHERE line_type = 'Point' "
             "AND ts IS NOT NULL AND value IS NOT NULL ORDER BY ts"
         ).fetchdf()
+    except Exception as exc:
+        raise ConfigError(
+            f"cannot read the raw file {path}: {_first_line(exc)}; is it truncated or corrupt?"
+        ) from None
     finally:
         con.close()
     return frame

@@ -63,6 +63,42 @@ def _raw_file(run_dir: Path, manifest: RunManifest) -> Path | None:
     return find_raw(run_dir)
 
 
+def _require_k6_output(run_dir: Path) -> None:
+    """Refuse a folder without run.json that holds no k6 output either (an empty folder,
+    a typo): it is not a run, and nothing is written into it."""
+    from orchestrator.results.ingest import RAW_CANDIDATES, find_raw
+
+    if find_raw(run_dir) is not None or any(
+        (run_dir / name).is_file() and (run_dir / name).stat().st_size > 0
+        for name in SUMMARY_CANDIDATES
+    ):
+        return
+    raise ConfigError(
+        f"{run_dir} is not a run folder: it holds no {RunFolder.MANIFEST}, no raw k6 output "
+        f"({', '.join(RAW_CANDIDATES)}) and no k6 summary ({RunFolder.SUMMARY}); pass a "
+        "folder written by `orch run`, or a raw k6 file with `orch report --from FILE`"
+    )
+
+
+def _empty_summaries(run_dir: Path, manifest: RunManifest) -> list[str]:
+    """Names of the summary files in the folder that are empty (0 bytes)."""
+    named = manifest.files.get("summary")
+    names = dict.fromkeys([*([named] if named else []), *SUMMARY_CANDIDATES])
+    return [n for n in names if (run_dir / n).is_file() and (run_dir / n).stat().st_size == 0]
+
+
+def _left_unconverted(raw: Path, manifest: RunManifest, notes: list[str]) -> bool:
+    """Whether ``raw`` is the CSV `orch run` should have converted to Parquet and no note
+    says so yet (an import or a runner's collected output keeps its CSV by design)."""
+    if raw.name not in (RunFolder.RAW_CSV, f"{RunFolder.RAW_CSV}.gz"):
+        return False
+    if manifest.runner is None or manifest.imported_from is not None:
+        return False
+    if manifest.runner.startswith("merged") or raw.stat().st_size == 0:
+        return False
+    return not any("left as written" in n for n in notes)  # compact_raw's own note
+
+
 def build_report(run_dir: Path, *, raw_file: Path | None = None) -> ReportResult:
     """Read a run folder and (re)write its results.json, charts and report.md.
 
@@ -80,7 +116,10 @@ def build_report(run_dir: Path, *, raw_file: Path | None = None) -> ReportResult
             "`orch run`, or use `orch report --from FILE` for a raw k6 file"
         )
     folder = RunFolder(run_dir)
-    manifest = folder.read_manifest() or RunManifest()
+    recorded = folder.read_manifest()
+    if recorded is None and raw_file is None:
+        _require_k6_output(run_dir)
+    manifest = recorded or RunManifest()
     # the run's own notes first (test users shared by VUs, raw output left uncompacted, …)
     notes: list[str] = [n for n in manifest.notes if n and not n.startswith("report not")]
     summary: Summary | None = None
@@ -91,9 +130,20 @@ def build_report(run_dir: Path, *, raw_file: Path | None = None) -> ReportResult
         except ConfigError as exc:
             notes.append(f"summary not used: {exc.message}")
             summary_path = None
+    notes += [
+        f"{name} is empty: figures come from the raw points"
+        for name in _empty_summaries(run_dir, manifest)
+        if summary_path is None or summary_path.name != name
+    ]
     raw = raw_file if raw_file is not None else _raw_file(run_dir, manifest)
     if raw is not None and not raw.is_file():
         raise ConfigError(f"the raw file {raw} does not exist; pass an existing k6 output")
+    if raw is not None and _left_unconverted(raw, manifest, notes):
+        notes.append(
+            f"{raw.name} was kept as k6 wrote it: its conversion to {RunFolder.RAW_PARQUET} "
+            "did not finish (orch was stopped, or the conversion failed); the figures are "
+            "read from it as it is"
+        )
 
     declared = merge_thresholds(summary_thresholds(summary), manifest_thresholds(manifest))
     duration = summary.duration_s if summary else None
@@ -284,11 +334,11 @@ def import_raw(
     The raw file is copied in unchanged (any format, plain or gzipped); a minimal run.json
     records where it came from.
     """
-    from orchestrator.results.ingest import detect_format
+    from orchestrator.results.ingest import verify_raw
 
     if not raw.is_file():
         raise ConfigError(f"the raw file {raw} does not exist; pass k6's --out json/csv file")
-    fmt, compressed = detect_format(raw)
+    fmt, compressed = verify_raw(raw)  # all of it, before any folder is made
     if fmt == "parquet":
         name = RunFolder.RAW_PARQUET
     else:
@@ -306,6 +356,7 @@ def import_raw(
         base = results_dir if results_dir is not None else Path("results")
         out_dir = base / f"{stamp}_imported_{stem}"
     folder = RunFolder(out_dir)
+    created = not out_dir.exists()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         previous = folder.read_manifest()
@@ -333,8 +384,39 @@ def import_raw(
         )
         folder.write_manifest(manifest)
     except OSError as exc:
+        _remove_made(out_dir, created)
         raise SetupError(
             f"cannot write the run folder {out_dir}: {exc.strerror or exc}; choose a writable "
             "folder with --out"
         ) from exc
+    except BaseException:
+        _remove_made(out_dir, created)
+        raise
     return out_dir
+
+
+def report_import(
+    raw: Path,
+    *,
+    summary: Path | None = None,
+    out_dir: Path | None = None,
+    results_dir: Path | None = None,
+) -> ReportResult:
+    """``orch report --from``: :func:`import_raw`, then :func:`build_report` on the folder.
+
+    A folder this call made is removed again when the report fails, so a file that cannot
+    be read leaves no half-made folder behind.
+    """
+    created = out_dir is None or not out_dir.exists()
+    run_dir = import_raw(raw, summary=summary, out_dir=out_dir, results_dir=results_dir)
+    try:
+        return build_report(run_dir)
+    except BaseException:
+        _remove_made(run_dir, created)
+        raise
+
+
+def _remove_made(folder: Path, created: bool) -> None:
+    """Remove a folder this import made (never one that existed before it)."""
+    if created:
+        shutil.rmtree(folder, ignore_errors=True)
