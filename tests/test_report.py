@@ -79,8 +79,9 @@ def test_failing_run_report_opens_with_the_failed_verdict(
     extra = rows[("http_req_duration", "p(95)<2000")]
     assert (extra["ok"], extra["verdict_source"]) == (True, "orch")
     text = (run_dir / "report.md").read_text()
-    verdict_at = text.index("## Verdict")
-    assert text.index("FAILED") > verdict_at
+    # the first line is the verdict, from the run's outcome
+    assert text.splitlines()[0] == "**❌ FAILED**: 2 of 4 threshold(s) crossed."
+    assert "PASSED" not in text
     assert text.index("| ❌ **FAIL** | `http_req_failed` | `rate<0.01` |") < text.index(
         "## Endpoints"
     )

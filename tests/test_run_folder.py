@@ -22,14 +22,17 @@ from orchestrator.results.junit import build_junit
 from orchestrator.results.model import (
     ChartEntry,
     CheckFigures,
+    Delivery,
     EndpointFigures,
     ErrorGroup,
     Ingest,
     Latency,
+    LoadGenerator,
     RateLimits,
     RateLimitShare,
     ResultsDocument,
     RunInfo,
+    ScenarioDelivery,
     Sources,
     ThresholdRow,
     Verdict,
@@ -55,6 +58,9 @@ RESULTS_SECTIONS: dict[str, type[BaseModel]] = {
     "rate_limits": RateLimits,
     "by_endpoint": RateLimitShare,
     "checks": CheckFigures,
+    "delivery": Delivery,
+    "scenarios": ScenarioDelivery,
+    "load_generator": LoadGenerator,
     "charts": ChartEntry,
 }
 

@@ -14,11 +14,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from orchestrator.results.delivery import Counts, Rule, build_delivery, load_generator
 from orchestrator.results.ingest import EndpointFigures as RawEndpointFigures
 from orchestrator.results.ingest import RawAggregates
 from orchestrator.results.model import (
     SCHEMA_VERSION,
     CheckFigures,
+    Delivery,
     EndpointFigures,
     ErrorGroup,
     Ingest,
@@ -281,7 +283,54 @@ def build_results(
         ),
         checks=checks,
         checks_source=checks_source,
+        delivery=delivery_of(manifest, summary, agg),
+        load_generator=load_generator(manifest.load_generator),
         charts=[],
+    )
+
+
+def delivery_of(
+    manifest: RunManifest, summary: Summary | None, agg: RawAggregates | None
+) -> Delivery:
+    """The load delivered against the load planned (:mod:`orchestrator.results.delivery`):
+    per scenario from the raw points, else k6's summary."""
+    totals: Counts | None = None
+    source: str | None = None
+    if summary is not None and summary.stat("iterations", "count") is not None:
+        totals = Counts(
+            int(summary.stat("iterations", "count") or 0),
+            int(summary.stat("dropped_iterations", "count") or 0),
+            int(summary.stat("http_reqs", "count") or 0),
+        )
+        source = "k6 summary"
+    per_scenario = None
+    if agg is not None and agg.scenarios:
+        per_scenario = {
+            name: Counts(c.iterations, c.dropped_iterations, c.requests)
+            for name, c in agg.scenarios.items()
+        }
+        source = "raw points"
+        if totals is None:
+            totals = Counts(
+                sum(c.iterations for c in per_scenario.values()),
+                sum(c.dropped for c in per_scenario.values()),
+                sum(c.requests for c in per_scenario.values()),
+            )
+    vus_peak = agg.vus_peak if agg else None
+    vus_max_peak = agg.vus_max_peak if agg else None
+    if summary is not None:
+        vus_peak = vus_peak if vus_peak is not None else summary.stat("vus", "max")
+        if vus_max_peak is None:
+            vus_max_peak = summary.stat("vus_max", "max")
+    return build_delivery(
+        load_profile=manifest.load_profile,
+        rule=Rule.of(manifest.delivery),
+        default_name=(manifest.scenario or "default").replace("-", "_"),
+        per_scenario=per_scenario,
+        totals=totals,
+        source=source,
+        vus_peak=vus_peak,
+        vus_max_peak=vus_max_peak,
     )
 
 

@@ -47,6 +47,8 @@ SYSTEM_TAGS = {
 }  # fmt: skip
 # Metrics every report needs.
 CORE_METRICS = ("http_reqs", "http_req_duration", "http_req_failed", "checks", "vus", "vus_max")
+# Metrics the load-delivery figures need besides those (per k6 scenario).
+DELIVERY_METRICS = ("iterations", "dropped_iterations")
 PARQUET_NAME = RunFolder.RAW_PARQUET
 # Candidate raw files in a run folder, fastest to read first.
 RAW_CANDIDATES = (
@@ -116,6 +118,15 @@ class Bucket:
 
 
 @dataclass
+class ScenarioCounts:
+    """What one k6 scenario (its ``scenario`` tag) did: for the load-delivery figures."""
+
+    iterations: int = 0  # completed iterations
+    dropped_iterations: int = 0
+    requests: int = 0
+
+
+@dataclass
 class RawAggregates:
     """Everything the report needs from the raw points, as small Python tables."""
 
@@ -142,6 +153,9 @@ class RawAggregates:
     histogram_overflow: int = 0
     histogram_underflow: int = 0
     measured: dict[tuple[str, str], float | None] = field(default_factory=dict)
+    scenarios: dict[str, ScenarioCounts] = field(default_factory=dict)  # by scenario tag
+    vus_peak: float | None = None  # the most VUs active at once
+    vus_max_peak: float | None = None  # the most VUs allocated at once
 
     @property
     def requests(self) -> int:
@@ -366,7 +380,9 @@ _USED_TAGS = {
 }
 _ENDPOINT = "coalesce(nullif({name}, ''), nullif({url}, ''), '(untagged)')"
 # Tags every report needs; threshold tag filters add theirs (fewer columns, less memory).
-_REPORT_TAGS = frozenset({"method", "status", "error_code", "expected_response", "check", "error"})
+_REPORT_TAGS = frozenset(
+    {"method", "status", "error_code", "expected_response", "check", "error", "scenario"}
+)
 
 
 def _projected(tags: set[str] | None) -> tuple[dict[str, str], bool]:
@@ -635,7 +651,9 @@ def ingest_raw(
     else:
         source = _tabular_source(path, fmt, compressed, _selector_tags(thresholds))
 
-    wanted = sorted(set(CORE_METRICS) | {parse_metric_key(k)[0] for k in thresholds})
+    wanted = sorted(
+        set(CORE_METRICS) | set(DELIVERY_METRICS) | {parse_metric_key(k)[0] for k in thresholds}
+    )
     con = _connect()
     try:
         scan = _Scan(con, agg)
@@ -709,6 +727,7 @@ def ingest_raw(
         ]
         _time_series(scan, agg)
         _histogram(scan, agg)
+        _delivery_counts(scan, agg)
         span = duration_s or agg.span_s
         for key, exprs in thresholds.items():
             for text in exprs:
@@ -772,6 +791,25 @@ def _time_series(scan: _Scan, agg: RawAggregates) -> None:
                 vus_max,
             )
         )
+
+
+def _delivery_counts(scan: _Scan, agg: RawAggregates) -> None:
+    """Iterations, dropped iterations and requests per k6 scenario; peak VUs."""
+    for name, iterations, dropped, requests in scan.rows(
+        "SELECT coalesce(scenario, ''), "
+        "coalesce(sum(value) FILTER (WHERE metric = 'iterations'), 0), "
+        "coalesce(sum(value) FILTER (WHERE metric = 'dropped_iterations'), 0), "
+        "coalesce(sum(value) FILTER (WHERE metric = 'http_reqs'), 0) "
+        "FROM pts WHERE metric IN ('iterations', 'dropped_iterations', 'http_reqs') "
+        "GROUP BY 1 ORDER BY 1"
+    ):
+        agg.scenarios[str(name)] = ScenarioCounts(int(iterations), int(dropped), int(requests))
+    row = scan.one(
+        "SELECT max(value) FILTER (WHERE metric = 'vus'), "
+        "max(value) FILTER (WHERE metric = 'vus_max') FROM pts"
+    )
+    if row:
+        agg.vus_peak, agg.vus_max_peak = row[0], row[1]
 
 
 def _histogram(scan: _Scan, agg: RawAggregates) -> None:

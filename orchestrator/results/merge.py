@@ -35,8 +35,9 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.core.errors import ConfigError, ExitCode, SetupError
 from orchestrator.core.outcome import Outcome, not_judged_exit_code
+from orchestrator.results.delivery import combine_load_generators
 from orchestrator.results.model import ResultsDocument, Verdict, read_results
-from orchestrator.results.run_folder import RunFolder, RunManifest
+from orchestrator.results.run_folder import RunFolder, RunManifest, write_text_atomic
 
 if TYPE_CHECKING:
     from orchestrator.results.report import ReportResult
@@ -47,8 +48,11 @@ MERGED_RAW = RunFolder.RAW_PARQUET
 _SOURCE_PRECEDENCE = (
     (Outcome.REFUSED, ExitCode.REFUSED),
     (Outcome.INTERRUPTED, ExitCode.INTERRUPTED),
+    (Outcome.IO_ERROR, ExitCode.SETUP),
+    (Outcome.NOT_STARTED, ExitCode.SETUP),
     (Outcome.CRASHED, ExitCode.K6_ERROR),
     (Outcome.K6_ERROR, ExitCode.K6_ERROR),
+    (Outcome.TARGET_LOST, ExitCode.SETUP),
 )
 # Source outcomes the merge judges again over every runner's points (a runner's own verdict
 # covers its segment only); any other (`running`, `dry_run`, ...) is the merged run's.
@@ -426,7 +430,7 @@ def _write_merged_summary(
         "metrics": metrics,
         "state": {"testRunDurationMs": duration_s * 1000.0} if duration_s else {},
     }
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def _sql(text: str) -> str:
@@ -434,10 +438,13 @@ def _sql(text: str) -> str:
 
 
 def combined_outcome(
-    source_outcomes: list[Outcome | None], thresholds_ok: bool | None
+    source_outcomes: list[Outcome | None],
+    thresholds_ok: bool | None,
+    delivered: bool | None = None,
 ) -> tuple[Outcome, ExitCode]:
     """One outcome and exit code: a stopped or failed runner first, then the recomputed
-    thresholds (99 when any crossed), else passed. Runners' own threshold verdicts (over
+    thresholds (99 when any crossed), then the merged load delivery (10 when the runners
+    together did not deliver the planned load), else passed. Runners' own verdicts (over
     their segment only) do not count."""
     for outcome, code in _SOURCE_PRECEDENCE:
         if outcome in source_outcomes:
@@ -447,6 +454,8 @@ def combined_outcome(
             return source_outcome, ExitCode(not_judged_exit_code(source_outcome))
     if thresholds_ok is False:
         return Outcome.THRESHOLDS_FAILED, ExitCode.THRESHOLDS
+    if delivered is False:
+        return Outcome.LOAD_NOT_DELIVERED, ExitCode.LOAD_NOT_DELIVERED
     return Outcome.PASSED, ExitCode.OK
 
 
@@ -465,14 +474,15 @@ def judge_merged(
     report = build_report(run_dir)
     results = read_results(report.results_path)
     thresholds_ok = _judge_empty_metrics(results)
-    outcome, code = combined_outcome(source_outcomes, thresholds_ok)
+    outcome, code = combined_outcome(source_outcomes, thresholds_ok, results.delivery.delivered)
     save_outcome(outcome, code)
     report.thresholds_ok = thresholds_ok
     report.thresholds_failed = results.verdict.thresholds_failed
+    report.outcome, report.exit_code = outcome, int(code)
     results.run.outcome = outcome
     results.run.exit_code = int(code)
-    report.results_path.write_text(results.to_json(), encoding="utf-8")
-    report.report_path.write_text(render_markdown(results), encoding="utf-8")
+    write_text_atomic(report.results_path, results.to_json())
+    write_text_atomic(report.report_path, render_markdown(results))
     return outcome, code, report
 
 
@@ -554,6 +564,8 @@ def merge_runs(
         load_profile=first.load_profile or {},
         thresholds=merged.thresholds,
         target=first.target,
+        delivery=first.delivery,
+        load_generator=combine_load_generators([s.manifest.load_generator for s in sources]),
     )
     manifest.save(run_dir)
 

@@ -187,6 +187,57 @@ class CheckFigures(_Part):
     pass_rate: Number | None = None
 
 
+class ScenarioDelivery(_Part):
+    """One k6 scenario's planned load against what k6 did."""
+
+    name: str
+    executor: str | None = None
+    planned_iterations: Number | None = None
+    achieved_iterations: int = 0
+    dropped_iterations: int = 0
+    achieved_share: Number | None = None
+    dropped_share: Number | None = None
+    planned_requests: int | None = None
+    achieved_requests: int = 0
+    max_vus: int | None = None
+    reached_max_vus: bool | None = None
+    delivered: bool | None = None
+
+
+class Delivery(_Part):
+    """``delivery``: whether k6 made the load the profile planned (results/delivery.py)."""
+
+    judged: bool = True
+    min_achieved: Number | None = None
+    max_dropped: Number | None = None
+    delivered: bool | None = None
+    headline: str | None = None
+    source: str | None = None
+    planned_iterations: Number | None = None
+    achieved_iterations: int = 0
+    dropped_iterations: int = 0
+    planned_requests: int | None = None
+    achieved_requests: int = 0
+    vus_peak: Number | None = None
+    vus_max_peak: Number | None = None
+    scenarios: list[ScenarioDelivery] = []
+
+
+class LoadGenerator(_Part):
+    """``load_generator``: k6's own CPU and memory while it ran (execution/loadgen.py)."""
+
+    source: str | None = None
+    samples: int = 0
+    interval_s: Number | None = None
+    cpu_cores_available: Number | None = None
+    cpu_avg_pct: Number | None = None
+    cpu_max_pct: Number | None = None
+    memory_avg_mib: Number | None = None
+    memory_max_mib: Number | None = None
+    saturated_share: Number | None = None
+    saturated: bool | None = None
+
+
 class ChartEntry(_Part):
     """One chart of the report; ``file`` is relative to the run folder."""
 
@@ -211,6 +262,8 @@ class ResultsDocument(_Part):
     rate_limits: RateLimits = RateLimits()
     checks: list[CheckFigures] = []
     checks_source: str | None = None
+    delivery: Delivery = Delivery()
+    load_generator: LoadGenerator | None = None
     charts: list[ChartEntry] = []
     notes: list[str] = []
 

@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import __version__
-from orchestrator.core.errors import ConfigError, SetupError
+from orchestrator.core.errors import ConfigError, ExitCode, SetupError
+from orchestrator.core.outcome import Outcome
 from orchestrator.core.paths import TEMPLATES_DIR
+from orchestrator.results.delivery import judge_outcome
 from orchestrator.results.model import ChartEntry, ResultsDocument
-from orchestrator.results.run_folder import RunFolder, RunManifest
+from orchestrator.results.run_folder import RunFolder, RunManifest, write_text_atomic
 
 TEMPLATE = "report.md.j2"
 SUMMARY_CANDIDATES = (RunFolder.SUMMARY, "handle_summary.json", "summary-handle.json")
@@ -35,6 +37,11 @@ class ReportResult:
     charts: list[Path] = field(default_factory=list)
     thresholds_ok: bool | None = None  # None: no threshold could be judged
     thresholds_failed: int = 0
+    # the run's outcome as judged with its load delivery (load_not_delivered for a passed
+    # run that did not deliver its load), and its exit code; run.json's when unchanged
+    outcome: Outcome | None = None
+    exit_code: int | None = None
+    delivered: bool | None = None  # None: nothing planned, or delivery not judged
     skipped: dict[str, int] = field(default_factory=dict)  # lines/points the ingest skipped
     notes: list[str] = field(default_factory=list)
 
@@ -170,6 +177,10 @@ def build_report(run_dir: Path, *, raw_file: Path | None = None) -> ReportResult
         thresholds=thresholds,
         orch_version=__version__,
     )
+    judged = judge_outcome(manifest.outcome, results.delivery.delivered)
+    if judged is not None:
+        results.run.outcome, results.run.exit_code = judged[0], int(judged[1])
+    notes += delivery_notes(results)
     skipped = dict(agg.skipped) if agg else {}
     if skipped.get("malformed_lines"):
         notes.append(
@@ -203,9 +214,51 @@ def build_report(run_dir: Path, *, raw_file: Path | None = None) -> ReportResult
         charts=[run_dir / c.file for c in results.charts],
         thresholds_ok=results.verdict.thresholds_ok,
         thresholds_failed=results.verdict.thresholds_failed,
+        outcome=results.run.outcome,
+        exit_code=results.run.exit_code,
+        delivered=results.delivery.delivered,
         skipped=skipped,
         notes=notes,
     )
+
+
+def judge_delivery_from_summary(
+    run_dir: Path, manifest: RunManifest
+) -> tuple[Outcome, ExitCode] | None:
+    """The outcome a run takes for its delivery, judged from k6's summary alone (no report
+    is built: ``orch run --no-report``); None when it stands or there is no summary."""
+    from orchestrator.results.figures import delivery_of
+    from orchestrator.results.summary import read_summary
+
+    path = _summary_file(run_dir, manifest)
+    if path is None:
+        return None
+    try:
+        summary = read_summary(path)
+    except ConfigError:
+        return None
+    return judge_outcome(manifest.outcome, delivery_of(manifest, summary, None).delivered)
+
+
+def delivery_notes(results: ResultsDocument) -> list[str]:
+    """Notes on the load generator and on VUs that ran out (the figures are in the report's
+    delivery section)."""
+    notes: list[str] = []
+    gen = results.load_generator
+    if gen is not None and gen.saturated:
+        notes.append(
+            f"the load generator was saturated: k6 used at least 90 % of its "
+            f"{_num(gen.cpu_cores_available, 0)} core(s) for {_pct(gen.saturated_share)} of the "
+            "run, so it could not start iterations on time and its latencies include its own "
+            "queueing; run it on a bigger machine or shard it (--shards)"
+        )
+    for row in results.delivery.scenarios:
+        if row.reached_max_vus and row.dropped_iterations:
+            notes.append(
+                f"scenario {row.name}: all {row.max_vus} VUs (maxVUs) were busy and k6 dropped "
+                f"{row.dropped_iterations:,} iterations; raise maxVUs or lower the rate"
+            )
+    return notes
 
 
 def summary_thresholds(summary: Any) -> dict[str, list[str]]:
@@ -216,9 +269,7 @@ def summary_thresholds(summary: Any) -> dict[str, list[str]]:
 
 
 def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, text)
 
 
 # --- Markdown -----------------------------------------------------------------------------

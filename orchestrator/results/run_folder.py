@@ -18,6 +18,7 @@ version 1 (the same keys); one of a newer version is refused with a message, not
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from datetime import UTC, datetime
@@ -42,11 +43,26 @@ def iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``path`` through a temporary file in the same folder, then rename it over the
+    old one: a crash or a full disk leaves the old file or the new one, never half of one
+    (the temporary file is removed when writing it fails)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (a crash never leaves half a file)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Write JSON atomically (a crash or a full disk never leaves half a file)."""
+    write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 # Keys only some run folders have (imported, merged, compared): left out while unset.
@@ -84,6 +100,10 @@ class RunManifest(BaseModel):
     target: dict[str, Any] = {}
     egress: dict[str, Any] = {}  # the allow-list the run had
     dropped_environment: list[str] = []  # K6_*/proxy names not given to k6
+    # the load-delivery rule judged ({"min_achieved", "max_dropped"}; {"judged": false} when
+    # the profile opted out; empty in a folder older than the rule: the default applies)
+    delivery: dict[str, Any] = {}
+    load_generator: dict[str, Any] | None = None  # k6's CPU and memory (execution.loadgen)
     imported_from: dict[str, Any] | None = None  # `orch report --from`: the files read
     merged_from: list[dict[str, Any]] | None = None  # `orch report --merge`: the runners
     baseline: dict[str, Any] | None = None  # `--against-baseline`: what it was compared with
