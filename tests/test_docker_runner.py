@@ -204,6 +204,13 @@ def test_docker_and_native_runs_agree(engine: object, target_url: str, tmp_path:
     assert "ORCH_TEST_SECRET" in in_docker.command  # its name only
     assert in_docker.command[-1] == "/scripts/test.js"
     assert _our_containers(engine) == []
+    # the load generator's CPU and memory, from /proc natively, from the engine in Docker
+    assert native.resources is not None and in_docker.resources is not None
+    assert (native.resources["source"], in_docker.resources["source"]) == ("/proc", "docker stats")
+    for usage in (native.resources, in_docker.resources):
+        assert usage["samples"] >= 1 and usage["memory_max_mib"] > 1
+        assert 0 < usage["cpu_avg_pct"] <= 100 * usage["cpu_cores_available"]
+        assert usage["saturated"] is False
 
 
 def test_failing_threshold_exit_code_propagates(

@@ -36,10 +36,13 @@ from orchestrator.execution.k6version import (
     is_supported,
     parse_k6_version,
 )
+from orchestrator.execution.loadgen import container_sampler
 from orchestrator.execution.runner import (
+    IO_STOP_GRACE_SECONDS,
     STOP_GRACE_SECONDS,
     K6Invocation,
     K6Outcome,
+    LinePump,
     LineSink,
     ignoring_sigint,
 )
@@ -344,9 +347,12 @@ class DockerRunner:
         return [*command, self.image, *args]
 
     def _run_container(self, container: Any, on_line: LineSink, command: list[str]) -> K6Outcome:
-        """Start the container, pump its logs, and stop it gracefully on Ctrl-C."""
+        """Start the container, pump its logs, sample its CPU and memory, and stop it
+        gracefully on Ctrl-C (or quickly when the run folder cannot be written)."""
         container.start()
-        pump = threading.Thread(target=_pump_logs, args=(container, on_line), daemon=True)
+        sampler = container_sampler(container).start()
+        lines = LinePump(on_line)
+        pump = threading.Thread(target=_pump_logs, args=(container, lines.feed), daemon=True)
         pump.start()
         interrupted = False
         try:
@@ -354,16 +360,28 @@ class DockerRunner:
                 pump.join(timeout=0.25)
                 if self._stop.is_set():
                     raise KeyboardInterrupt
+                if lines.failed.is_set():
+                    with ignoring_sigint():
+                        _stop_container(container, IO_STOP_GRACE_SECONDS)
+                    break
         except KeyboardInterrupt:
             interrupted = True
             with ignoring_sigint():
                 _stop_container(container)
         pump.join(timeout=5)
         status = _wait_status(container)
+        sampler.stop()
+        outcome = K6Outcome(
+            status,
+            interrupted,
+            command=command,
+            io_error=lines.problem,
+            resources=sampler.summary(),
+        )
         if status is not None and 128 < status < 128 + 65:
             # killed by a signal inside the container (e.g. 137 = SIGKILL), as natively
-            return K6Outcome(None, interrupted, killed_by_signal=status - 128, command=command)
-        return K6Outcome(status, interrupted, command=command)
+            return replace(outcome, exit_code=None, killed_by_signal=status - 128)
+        return outcome
 
 
 def _pump_logs(container: Any, on_line: LineSink) -> None:
@@ -381,7 +399,7 @@ def _pump_logs(container: Any, on_line: LineSink) -> None:
         on_line(pending.decode("utf-8", errors="replace").rstrip("\r"))
 
 
-def _stop_container(container: Any) -> None:
+def _stop_container(container: Any, grace_s: float = STOP_GRACE_SECONDS) -> None:
     """SIGINT k6 so it writes its summary; kill the container if it does not end in time."""
     import docker.errors
 
@@ -389,7 +407,7 @@ def _stop_container(container: Any) -> None:
         container.kill(signal="SIGINT")
     except docker.errors.APIError:
         return  # already gone
-    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
         container.reload()
         if container.status not in ("running", "restarting", "created"):

@@ -17,9 +17,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from orchestrator.core.errors import SetupError
+from orchestrator.execution.loadgen import process_sampler
 from orchestrator.results.run_folder import RunFolder
 
 LineSink = Callable[[str], None]
@@ -47,6 +48,14 @@ def dropped_variables() -> list[str]:
 
 # Seconds k6 gets to finish after SIGINT (it writes its summary) before it is killed.
 STOP_GRACE_SECONDS = 15.0
+# The same after a write error in the run folder (a full disk): there is little to save.
+IO_STOP_GRACE_SECONDS = 3.0
+# What k6 prints when it cannot write its outputs (raw points, summary) into the run folder.
+WRITE_FAILURE_MARKERS = (
+    "Error writing to file",
+    "no space left on device",
+    "read-only file system",
+)
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,36 @@ class K6Outcome:
     interrupted: bool  # orch stopped it because of Ctrl-C / SIGTERM
     killed_by_signal: int | None = None  # the signal that ended k6, if any
     command: list[str] = field(default_factory=list)  # the command as logged (no secrets)
+    io_error: str | None = None  # orch stopped k6 because the run folder could not be written
+    resources: dict[str, Any] | None = None  # k6's CPU and memory (loadgen.summarize)
+
+
+class LinePump:
+    """Forwards k6's output lines to a sink and notices when the run folder cannot be
+    written: the sink failing (k6.log on a full disk) or k6 saying it cannot write its
+    output. After that it drains k6's output without forwarding it, so k6 never blocks on
+    a full pipe, and :attr:`failed` tells the runner to stop k6."""
+
+    def __init__(self, on_line: LineSink) -> None:
+        self._on_line = on_line
+        self.failed = threading.Event()
+        self.problem: str | None = None
+
+    def feed(self, line: str) -> None:
+        if self.failed.is_set():
+            return
+        if any(marker in line for marker in WRITE_FAILURE_MARKERS):
+            self._fail(f"k6 could not write its output: {line.strip()[:240]}")
+        try:
+            self._on_line(line)
+        except Exception as exc:  # any failure of the sink must end the run, not hang it
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            self._fail(f"writing {RunFolder.LOG} failed: {reason}")
+
+    def _fail(self, problem: str) -> None:
+        if self.problem is None:
+            self.problem = problem
+        self.failed.set()
 
 
 class K6Runner(Protocol):
@@ -139,34 +178,46 @@ class NativeRunner:
             )
         except OSError as exc:
             raise SetupError(f"could not start k6 at {self.k6_path}: {exc}") from exc
-        pump = threading.Thread(target=_pump_lines, args=(proc, on_line), daemon=True)
+        sampler = process_sampler(proc.pid)
+        if sampler is not None:
+            sampler.start()
+        lines = LinePump(on_line)
+        pump = threading.Thread(target=_pump_lines, args=(proc, lines), daemon=True)
         pump.start()
         interrupted = False
         try:
-            proc.wait()
+            while proc.poll() is None:
+                if lines.failed.wait(0.1):
+                    _stop_gracefully(proc, IO_STOP_GRACE_SECONDS)
+                    break
         except KeyboardInterrupt:
             interrupted = True
             _stop_gracefully(proc)
+        proc.wait()
         pump.join(timeout=5)
+        if sampler is not None:
+            sampler.stop()
         code = proc.returncode
         return K6Outcome(
             exit_code=code if code is not None and code >= 0 else None,
             interrupted=interrupted,
             killed_by_signal=-code if code is not None and code < 0 else None,
             command=command,
+            io_error=lines.problem,
+            resources=sampler.summary() if sampler is not None else None,
         )
 
 
-def _pump_lines(proc: subprocess.Popen[str], on_line: LineSink) -> None:
+def _pump_lines(proc: subprocess.Popen[str], lines: LinePump) -> None:
     """Forward each output line of ``proc`` until it closes its output."""
     assert proc.stdout is not None
     for line in proc.stdout:
-        on_line(line.rstrip("\n"))
+        lines.feed(line.rstrip("\n"))
 
 
-def _stop_gracefully(proc: subprocess.Popen[str]) -> None:
+def _stop_gracefully(proc: subprocess.Popen[str], grace_s: float = STOP_GRACE_SECONDS) -> None:
     """SIGINT k6 so it writes its summary; kill it if it does not end in time."""
-    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    deadline = time.monotonic() + grace_s
     with ignoring_sigint():
         try:
             proc.send_signal(signal.SIGINT)
