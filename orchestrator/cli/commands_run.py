@@ -201,6 +201,12 @@ def run(
         Outcome.K6_ERROR: f"ERROR: k6 failed (exit {result.k6_exit_code}); see {RunFolder.LOG}",
         Outcome.CRASHED: f"ERROR: k6 crashed or was killed; see {RunFolder.LOG}",
         Outcome.INTERRUPTED: "INTERRUPTED: the run was stopped; its files are kept",
+        Outcome.LOAD_NOT_DELIVERED: "INCONCLUSIVE: the load was not delivered"
+        + _delivery_numbers(result.run_dir),
+        Outcome.TARGET_LOST: "INCONCLUSIVE: the sandbox stopped during the run; see run.json",
+        Outcome.IO_ERROR: "ERROR: the run folder could not be written (a full disk?); k6 was "
+        "stopped",
+        Outcome.REFUSED: "REFUSED: k6 tried to reach a host outside the allow-list",
     }
     click.echo(verdicts.get(result.outcome, result.outcome), err=True)
     if result.report_path:
@@ -215,6 +221,18 @@ def run(
     )
     click.echo(str(result.run_dir))
     sys.exit(code)
+
+
+def _delivery_numbers(run_dir: Path) -> str:
+    """`` (81 of 200 requests; 120 iterations dropped)`` from results.json, or nothing."""
+    from orchestrator.core.errors import OrchError
+    from orchestrator.results.run_folder import RunFolder
+
+    try:
+        headline = RunFolder(run_dir).read_results().delivery.headline
+    except OrchError:
+        return ""
+    return f" ({headline})" if headline else ""
 
 
 def _run_k8s(

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
 from orchestrator.config.egress import EgressPolicy
@@ -44,6 +45,9 @@ from orchestrator.execution.runner import (
     dropped_variables,
 )
 from orchestrator.results.run_folder import RunFolder, RunManifest, iso, utc_now, write_json
+
+if TYPE_CHECKING:
+    from orchestrator.target.sandbox import TargetWatch
 
 Echo = Callable[[str], None]
 
@@ -82,6 +86,8 @@ def new_manifest(
 
 def classify(outcome: K6Outcome) -> tuple[Outcome, ExitCode]:
     """Map how k6 ended to run.json's outcome and orch's exit code."""
+    if outcome.io_error:
+        return Outcome.IO_ERROR, ExitCode.SETUP
     if outcome.interrupted or outcome.exit_code == 105:
         return Outcome.INTERRUPTED, ExitCode.INTERRUPTED
     if outcome.exit_code is None:
@@ -112,18 +118,37 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def target_for(run: ResolvedRun, run_dir: Path, echo: Echo) -> Iterator[None]:
-    """Start the embedded sandbox for a local run when nothing listens at its URL."""
-    if run.environment.kind != "local" or run.environment.sandbox is None:
-        yield
-        return
-    from orchestrator.target.sandbox import SandboxSettings, is_listening, start_sandbox
+def target_for(run: ResolvedRun, run_dir: Path, echo: Echo) -> Iterator[TargetWatch]:
+    """The target of a local run with a sandbox: an orch sandbox already serving at its URL
+    (one that proves its identity), else one started here. Anything else listening there
+    is refused (SetupError, exit 4) and is sent nothing but the identity check."""
+    from orchestrator.target.sandbox import (
+        SandboxSettings,
+        TargetWatch,
+        is_listening,
+        known_sandbox,
+        start_sandbox,
+    )
 
-    if is_listening(run.base_url):
-        echo(f"target: {run.base_url} is already listening; using it")
-        yield
+    if run.environment.kind != "local" or run.environment.sandbox is None:
+        yield TargetWatch()
         return
     parts = urlsplit(run.base_url)
+    if is_listening(run.base_url):
+        known = known_sandbox(run.base_url)
+        if known is None:
+            raise SetupError(
+                f"port {parts.port} on {parts.hostname} is taken by another program: it is not "
+                "an orch sandbox of this user (orch sent it no key and none of the run's "
+                f"requests); stop it or change environments.{run.environment_name}.base_url"
+            )
+        echo(f"target: the orch sandbox already serving at {run.base_url} (pid {known.pid})")
+        watch = TargetWatch(run.base_url, known.pid, token=known.token)
+        try:
+            yield watch
+        finally:
+            watch.close()
+        return
     if parts.hostname not in LOOPBACK_HOSTS:
         raise ConfigError(
             f"environment {run.environment_name!r} has a sandbox but its base_url "
@@ -133,7 +158,11 @@ def target_for(run: ResolvedRun, run_dir: Path, echo: Echo) -> Iterator[None]:
     settings = SandboxSettings.model_validate({**run.environment.sandbox, "port": parts.port or 80})
     with start_sandbox(settings, log_path=run_dir / "sandbox.log") as sandbox:
         echo(f"target: started the embedded sandbox at {sandbox.url} (pid {sandbox.pid})")
-        yield
+        watch = TargetWatch(sandbox.url, sandbox.pid, sandbox.process, sandbox.token)
+        try:
+            yield watch
+        finally:
+            watch.close()
 
 
 def _progress_printer(echo: Echo, total_s: float | None) -> Callable[[ProgressSnapshot], None]:
@@ -253,11 +282,15 @@ def record_outcome(
     outcome: K6Outcome,
     redact: Redactor,
     blocked: BlockedConnections | None = None,
+    target_lost: str | None = None,
 ) -> ExitCode:
     """Write how k6 ended into the manifest (not yet saved); return orch's exit code.
 
     A run in which k6 refused a connection outside the allow-list is ``refused`` (exit 6),
-    whatever its thresholds say: it tried to reach somewhere it may not.
+    whatever its thresholds say: it tried to reach somewhere it may not. A write error in
+    the run folder is ``io_error`` (exit 4). A run whose sandbox stopped (``target_lost``,
+    the note naming it) is ``target_lost`` (exit 4) instead of passed or failed: its
+    figures are not the target's.
     """
     name, code = classify(outcome)
     if blocked is not None and blocked.count and name != Outcome.INTERRUPTED:
@@ -266,6 +299,16 @@ def record_outcome(
             f"k6 refused {blocked.count} connection(s) outside the allow-list (a redirect or "
             f"a URL leading elsewhere), e.g.: {redact(blocked.examples[0])}"
         )
+    if outcome.io_error:
+        manifest.notes.append(
+            f"k6 was stopped because the run folder could not be written: {outcome.io_error}; "
+            "what was written is kept (free space, then rebuild the report with `orch report`)"
+        )
+    if target_lost:
+        manifest.notes.append(target_lost)
+        if name in (Outcome.PASSED, Outcome.THRESHOLDS_FAILED):
+            name, code = Outcome.TARGET_LOST, ExitCode.SETUP
+    manifest.load_generator = outcome.resources
     manifest.command = [redact(part) for part in outcome.command]
     manifest.k6_exit_code = outcome.exit_code
     manifest.k6_signal = outcome.killed_by_signal
@@ -355,6 +398,7 @@ def execute_run(
     manifest.notes += prepared.egress_notes()
     manifest.egress = prepared.policy.describe()
     manifest.dropped_environment = dropped_variables()
+    manifest.delivery = run.delivery_rule() or {"judged": False}
     manifest.save(run_dir)
     echo(f"run folder: {run_dir}")
     invocation = K6Invocation(
@@ -366,13 +410,13 @@ def execute_run(
     )
     started = time.monotonic()
     outcome: K6Outcome | None = None
+    lost: str | None = None
+    reserve = SpaceReserve(run_dir)
+    problem: BaseException | None = None
     try:
-        with (
-            sigterm_as_interrupt(),
-            open(run_dir / RunFolder.LOG, "w", encoding="utf-8") as log,
-        ):
+        with sigterm_as_interrupt(), _log_file(run_dir) as log:
             try:
-                with target_for(run, run_dir, echo):
+                with target_for(run, run_dir, echo) as target:
                     outcome = _run_k6(
                         runner,
                         invocation,
@@ -380,21 +424,102 @@ def execute_run(
                         log_lines(log, prepared.redact, echo, blocked=prepared.blocked),
                         echo,
                     )
+                    lost = target.lost()
             except KeyboardInterrupt:
                 outcome = K6Outcome(exit_code=None, interrupted=True)
+    except BaseException as exc:
+        problem = exc
+        raise
     finally:
+        reserve.release()
         manifest.ended_at = iso(utc_now())
         manifest.duration_s = round(time.monotonic() - started, 3)
         if outcome is None:  # an error before or while starting k6
-            manifest.outcome = Outcome.K6_ERROR
-            manifest.notes.append(f"k6 did not run to completion; see {RunFolder.LOG}")
-            manifest.save(run_dir)
-    code = record_outcome(manifest, outcome, prepared.redact, prepared.blocked)
+            _record_not_started(manifest, problem)
+            save_quietly(manifest, run_dir, echo)
+    code = record_outcome(manifest, outcome, prepared.redact, prepared.blocked, lost)
+    if lost:
+        echo(f"warning: {lost}")
+    if outcome.io_error:
+        echo(f"error: {outcome.io_error}; k6 was stopped, what was written is kept in {run_dir}")
+        save_quietly(manifest, run_dir, echo)
+        assert manifest.outcome is not None
+        return RunResult(run_dir, manifest.outcome, code, outcome.exit_code, None)
     manifest.save(run_dir)
 
-    report_path = _finish_outputs(run_dir, manifest, echo, make_report)
+    report_path, code = _finish_outputs(run_dir, manifest, echo, make_report, code)
     assert manifest.outcome is not None  # record_outcome set it
     return RunResult(run_dir, manifest.outcome, code, outcome.exit_code, report_path)
+
+
+# Kept free in a new run folder while k6 runs, and released when it ends, so that run.json
+# can still be written when k6's output fills the disk.
+RESERVE_BYTES = 256 * 1024
+RESERVE_FILE = ".orch-reserve"
+
+
+class SpaceReserve:
+    """A file of :data:`RESERVE_BYTES` held in the run folder while k6 runs (best effort)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path: Path | None = run_dir / RESERVE_FILE
+        try:
+            with open(self.path, "wb") as out:
+                out.write(b"\0" * RESERVE_BYTES)
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError:
+            self.release()
+
+    def release(self) -> None:
+        if self.path is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            self.path = None
+
+
+@contextlib.contextmanager
+def _log_file(run_dir: Path) -> Iterator[TextIO]:
+    """k6.log, opened for writing; closing it never raises (a full disk is reported by the
+    runner, which stops k6, not by a traceback here)."""
+    try:
+        log = open(run_dir / RunFolder.LOG, "w", encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        raise SetupError(
+            f"cannot write {run_dir / RunFolder.LOG}: {exc.strerror or exc}; free space in "
+            "the results folder or make it writable"
+        ) from None
+    try:
+        yield log
+    finally:
+        with contextlib.suppress(OSError):
+            log.close()
+
+
+def _record_not_started(manifest: RunManifest, problem: BaseException | None) -> None:
+    """run.json of a run that ended before k6 ran: ``not_started`` with the error's exit code
+    (an error orch did not expect stays ``k6_error``)."""
+    if isinstance(problem, OrchError):
+        manifest.outcome = Outcome.NOT_STARTED
+        manifest.exit_code = int(problem.exit_code)
+        manifest.notes.append(f"k6 did not start: {problem.message}")
+    else:
+        manifest.outcome = Outcome.K6_ERROR
+        manifest.notes.append(f"k6 did not run to completion; see {RunFolder.LOG}")
+
+
+def save_quietly(manifest: RunManifest, run_dir: Path, echo: Echo) -> bool:
+    """Save run.json; on a write error (a full disk) say so and keep the previous run.json,
+    which the atomic write leaves whole."""
+    try:
+        manifest.save(run_dir)
+    except OSError as exc:
+        echo(
+            f"warning: run.json could not be updated ({exc.strerror or exc}); it still holds "
+            "the state before this step"
+        )
+        return False
+    return True
 
 
 def _run_k6(
@@ -413,23 +538,35 @@ def _run_k6(
 
 
 def _finish_outputs(
-    run_dir: Path, manifest: RunManifest, echo: Echo, make_report: bool
-) -> Path | None:
-    """Compact the raw output and build the report; a failure here loses no file."""
+    run_dir: Path, manifest: RunManifest, echo: Echo, make_report: bool, code: ExitCode
+) -> tuple[Path | None, ExitCode]:
+    """Compact the raw output and build the report, which judges the load delivered (a
+    passed run that did not deliver it becomes ``load_not_delivered``, exit 10); return
+    the report and the exit code. A failure here loses no file."""
+    from orchestrator.results.report import build_report, judge_delivery_from_summary
+
     compact_raw(run_dir, manifest, echo)
     manifest.save(run_dir)
     if not make_report:
-        return None
+        judged = judge_delivery_from_summary(run_dir, manifest)
+        if judged is not None:
+            manifest.outcome, manifest.exit_code = judged[0], int(judged[1])
+            manifest.save(run_dir)
+            return None, judged[1]
+        return None, code
     try:
-        from orchestrator.results.report import build_report
-
-        return build_report(run_dir).report_path
+        report = build_report(run_dir)
     except Exception as exc:  # the run's files stay; the report can be rebuilt later
         note = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
         manifest.notes.append(f"report not built: {note}")
         manifest.save(run_dir)
         echo(f"warning: report not built: {note}; rebuild it with `orch report {run_dir}`")
-        return None
+        return None, code
+    if report.outcome is not None and report.outcome != manifest.outcome:
+        manifest.outcome, manifest.exit_code = report.outcome, report.exit_code
+        manifest.save(run_dir)
+        code = ExitCode(report.exit_code) if report.exit_code is not None else code
+    return report.report_path, code
 
 
 def _remove_empty_run_dir(run_dir: Path) -> None:

@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -33,6 +33,7 @@ from orchestrator.execution.lifecycle import (
     new_manifest,
     prepare_run,
     record_outcome,
+    save_quietly,
     sigterm_as_interrupt,
     target_for,
 )
@@ -49,6 +50,7 @@ from orchestrator.execution.runner import (
     K6Runner,
     dropped_variables,
 )
+from orchestrator.results.delivery import combine_load_generators
 from orchestrator.results.run_folder import RunFolder, RunManifest, iso, utc_now
 
 Echo = Callable[[str], None]
@@ -131,6 +133,7 @@ def execute_sharded_run(
     manifest.notes += prepared.egress_notes()
     manifest.egress = prepared.policy.describe()
     manifest.dropped_environment = dropped_variables()
+    manifest.delivery = run.delivery_rule() or {"judged": False}
     manifest.save(run_dir)
     echo(f"run folder: {run_dir}")
     env = prepared.k6_env(run)
@@ -164,30 +167,35 @@ def execute_sharded_run(
 
     started = time.monotonic()
     interrupted = False
+    lost: str | None = None
+    problem: OrchError | None = None
     try:
         with sigterm_as_interrupt():
             try:
-                with target_for(run, run_dir, echo):
+                with target_for(run, run_dir, echo) as target:
                     echo(
                         f"k6 {runner.version()} ({runner.name}) running {run.scenario_name} "
                         f"[{run.profile_name}] as {shards} shards against {run.base_url}"
                     )
                     interrupted = _run_all(runner, items, redact, echo)
+                    lost = target.lost()
             except KeyboardInterrupt:
                 interrupted = True
+    except OrchError as exc:  # the target could not be had: no k6 started
+        problem = exc
+        raise
     finally:
         for item in items:
             outcome = item.outcome or K6Outcome(exit_code=None, interrupted=interrupted)
             if interrupted and not outcome.interrupted:
-                outcome = K6Outcome(
-                    outcome.exit_code, True, outcome.killed_by_signal, outcome.command
-                )
+                outcome = replace(outcome, interrupted=True)
             item.outcome = outcome
-            record_outcome(item.manifest, outcome, redact, item.blocked)
-            if item.error is not None:
-                item.manifest.outcome = Outcome.K6_ERROR
-                item.manifest.exit_code = int(item.error.exit_code)
-                item.manifest.notes.append(f"k6 did not start: {item.error.message}")
+            record_outcome(item.manifest, outcome, redact, item.blocked, lost)
+            error = item.error or problem
+            if error is not None and item.manifest.k6_exit_code is None and not interrupted:
+                item.manifest.outcome = Outcome.NOT_STARTED
+                item.manifest.exit_code = int(error.exit_code)
+                item.manifest.notes.append(f"k6 did not start: {error.message}")
             item.manifest.ended_at = iso(utc_now())
             item.manifest.duration_s = round(time.monotonic() - started, 3)
             item.manifest.save(item.run_dir)
@@ -199,7 +207,15 @@ def execute_sharded_run(
             "shards' k6 exit codes: "
             + ", ".join(f"{i.index}: {i.manifest.k6_exit_code}" for i in items)
         )
-        manifest.save(run_dir)
+        if lost:
+            manifest.notes.append(lost)
+        manifest.load_generator = combine_load_generators(
+            [i.manifest.load_generator for i in items], same_machine=True
+        )
+        if problem is not None:
+            manifest.outcome, manifest.exit_code = Outcome.NOT_STARTED, int(problem.exit_code)
+            manifest.notes.append(f"k6 did not start: {problem.message}")
+        save_quietly(manifest, run_dir, echo)
     return _merge_shards(run_dir, manifest, items, echo)
 
 
@@ -298,6 +314,11 @@ def _merge_shards(
     """Compact each shard's raw output, merge them, and judge the whole run once."""
     from orchestrator.results.merge import MergeSource, combined_outcome, judge_merged, merge_into
 
+    shard_outcomes: list[Outcome | None] = [i.manifest.outcome for i in items]
+    if Outcome.IO_ERROR in shard_outcomes:  # the folder cannot be written: keep it as it is
+        manifest.outcome, manifest.exit_code = Outcome.IO_ERROR, int(ExitCode.SETUP)
+        save_quietly(manifest, run_dir, echo)
+        return RunResult(run_dir, Outcome.IO_ERROR, ExitCode.SETUP, manifest.k6_exit_code, None)
     sources: list[MergeSource] = []
     for item in items:
         # the merge reads a CSV left as written too
@@ -316,8 +337,15 @@ def _merge_shards(
             )
         else:
             manifest.notes.append(f"shard {item.index} wrote no raw points")
-    shard_outcomes: list[Outcome | None] = [i.manifest.outcome for i in items]
-    abnormal = (Outcome.REFUSED, Outcome.INTERRUPTED, Outcome.CRASHED, Outcome.K6_ERROR)
+    abnormal = (
+        Outcome.REFUSED,
+        Outcome.INTERRUPTED,
+        Outcome.CRASHED,
+        Outcome.K6_ERROR,
+        Outcome.IO_ERROR,
+        Outcome.NOT_STARTED,
+        Outcome.TARGET_LOST,
+    )
     if any(o in abnormal for o in shard_outcomes) or not sources:
         name, code = combined_outcome(shard_outcomes, None)
         if not sources and name == Outcome.PASSED:

@@ -9,7 +9,11 @@ It serves what the shipped scenarios hit, with the behaviour that matters under 
   a token-bucket rate limit that answers 429 with ``Retry-After`` like the Claude API tiers;
 - an email queue: ``POST /campaigns/{id}/emails`` and ``GET /campaigns/{id}/queue``;
 - ``GET /health``; ``GET /__sandbox/stats`` and ``POST /__sandbox/reset`` (counters per
-  endpoint and status, so tests can check k6's counts against what the sandbox sent).
+  endpoint and status, so tests can check k6's counts against what the sandbox sent);
+- ``GET /__sandbox/identity?nonce=N``: the proof that this is the orch sandbox whose token
+  orch knows (an HMAC of the nonce under a per-process token, never the token itself), so
+  ``orch run`` never takes another program on the port for its sandbox
+  (:func:`identify`, :func:`known_sandbox`).
 
 ``OPTIONS`` on a route that exists answers 204 with ``Allow``, and an invalid JSON body
 answers 400 before any work, so verification can probe without side effects.
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -29,6 +34,7 @@ import json
 import math
 import os
 import random
+import secrets
 import signal
 import socket
 import subprocess
@@ -37,10 +43,11 @@ import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -68,6 +75,9 @@ ENRICHMENT_ROUTES: dict[str, str] = {
 SETTINGS_ENV = "ORCH_SANDBOX_SETTINGS"  # the child process reads its settings (JSON) here
 READY_FILE_ENV = "ORCH_SANDBOX_READY_FILE"  # the child writes {"port", "pid"} here once bound
 PARENT_PID_ENV = "ORCH_SANDBOX_PARENT_PID"  # the child exits when this parent is gone
+TOKEN_ENV = "ORCH_SANDBOX_TOKEN"  # the child's identity token, chosen by the parent
+IDENTITY_PATH = "/__sandbox/identity"
+SERVICE_NAME = "orch-sandbox"
 
 MAX_BODY_BYTES = 1 << 20
 START_TIMEOUT_SECONDS = 15.0
@@ -246,9 +256,12 @@ class _TokenBucket:
 class SandboxApp:
     """The sandbox as a raw ASGI 3 application."""
 
-    def __init__(self, settings: SandboxSettings, secret: str | None) -> None:
+    def __init__(
+        self, settings: SandboxSettings, secret: str | None, token: str | None = None
+    ) -> None:
         self.settings = settings
         self._secret = secret.encode() if secret is not None else None
+        self._token = (token or new_token()).encode()
         self._auth = settings.webhook_auth
         self._key_header = settings.webhook_api_key_header.lower().encode()
         self._workflows = frozenset(settings.webhook_workflows)
@@ -341,7 +354,7 @@ class SandboxApp:
                 await _respond(send, 405, b'{"error":"method not allowed"}', (_ALLOW_GET,))
             return
         elif n == 3 and parts[1] == "__sandbox":
-            await self._control(send, method, parts[2])
+            await self._control(send, method, parts[2], scope.get("query_string", b""))
             return
         if not endpoint:
             self._count("unmatched", 404)
@@ -487,8 +500,16 @@ class SandboxApp:
         key = (endpoint, status)
         self._counts[key] = self._counts.get(key, 0) + 1
 
-    async def _control(self, send: Send, method: str, action: str) -> None:
-        if action == "stats" and method == "GET":
+    async def _control(self, send: Send, method: str, action: str, query: bytes = b"") -> None:
+        if action == "identity" and method == "GET":
+            nonce = parse_qs(query.decode("latin-1")).get("nonce", [""])[0]
+            if not 16 <= len(nonce) <= 128:
+                await _respond(send, 400, b'{"error":"give ?nonce= (16 to 128 characters)"}')
+                return
+            body = {"service": SERVICE_NAME, "pid": os.getpid(),
+                    "proof": identity_proof(self._token, nonce)}  # fmt: skip
+            await _respond(send, 200, json.dumps(body).encode())
+        elif action == "stats" and method == "GET":
             await _respond(send, 200, json.dumps(self.stats()).encode())
         elif action == "reset" and method == "POST":
             self.reset()
@@ -600,17 +621,28 @@ def _bind(settings: SandboxSettings) -> socket.socket:
     return sock
 
 
-def serve(settings: SandboxSettings, *, on_ready: Callable[[str], None] | None = None) -> None:
+def serve(
+    settings: SandboxSettings,
+    *,
+    on_ready: Callable[[str], None] | None = None,
+    token: str | None = None,
+) -> None:
     """Serve the sandbox in the foreground until SIGINT/SIGTERM (blocking).
 
     ``on_ready`` gets the base URL once the socket listens (useful with ``port=0``).
+    ``token`` is the identity token (a new one when None); it is recorded for this user
+    (:func:`identity_file`) while the sandbox serves, so any orch of this user can tell
+    this sandbox from another program on its port.
     """
     import uvicorn
 
     secret = _read_secret(settings)
     sock = _bind(settings)
-    url = settings.url_for(sock.getsockname()[1])
-    app = SandboxApp(settings, secret)
+    port = int(sock.getsockname()[1])
+    url = settings.url_for(port)
+    token = token or new_token()
+    app = SandboxApp(settings, secret, token)
+    registered = _register(settings.host, port, token)
     config = uvicorn.Config(
         app,
         loop="auto",  # uvloop where installed
@@ -632,6 +664,8 @@ def serve(settings: SandboxSettings, *, on_ready: Callable[[str], None] | None =
         server.run(sockets=[sock])
     finally:
         sock.close()
+        if registered is not None:
+            _unregister(registered)
 
 
 def is_listening(url: str, timeout: float = 0.25) -> bool:
@@ -647,13 +681,153 @@ def is_listening(url: str, timeout: float = 0.25) -> bool:
         return False
 
 
+# --------------------------------------------------------------------------- identity
+
+
+def new_token() -> str:
+    """A fresh per-process identity token."""
+    return secrets.token_hex(16)
+
+
+def identity_proof(token: bytes, nonce: str) -> str:
+    """What the sandbox answers to ``nonce``: HMAC-SHA256 of it under the token."""
+    return hmac.new(token, nonce.encode(), hashlib.sha256).hexdigest()
+
+
+def identity_dir() -> Path:
+    """This user's folder of running sandboxes' identity files: ``$XDG_RUNTIME_DIR/orch``,
+    else ``<temp>/orch-<uid>`` (made private to the user)."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and Path(runtime).is_dir():
+        return Path(runtime) / "orch"
+    uid = getattr(os, "getuid", lambda: None)()
+    suffix = str(uid) if uid is not None else os.environ.get("USERNAME", "user")
+    return Path(tempfile.gettempdir()) / f"orch-{suffix}"
+
+
+def identity_file(host: str, port: int) -> Path:
+    """The identity file of the sandbox serving on ``host:port``."""
+    safe = host.replace(":", "_").strip("[]")
+    return identity_dir() / f"sandbox-{safe}-{port}.json"
+
+
+def _private_dir(path: Path) -> bool:
+    """Whether ``path`` is a real folder only this user can write (POSIX); made if absent."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = path.lstat()
+    except OSError:
+        return False
+    if os.name != "posix":
+        return path.is_dir()
+    import stat
+
+    return (
+        stat.S_ISDIR(info.st_mode)
+        and info.st_uid == os.getuid()
+        and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    )
+
+
+def _register(host: str, port: int, token: str) -> Path | None:
+    """Record this sandbox's pid and token for this user; None when that is not possible
+    (it still serves; only orch cannot recognise it on a port it did not start)."""
+    folder = identity_dir()
+    if not _private_dir(folder):
+        return None
+    path = identity_file(host, port)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump({"pid": os.getpid(), "host": host, "port": port, "token": token}, out)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        return None
+    return path
+
+
+def _unregister(path: Path) -> None:
+    """Remove this process's identity file (not one a newer sandbox wrote since)."""
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(path.read_text(encoding="utf-8")).get("pid") == os.getpid():
+            path.unlink()
+
+
+def identify(url: str, token: str, timeout: float = 1.0) -> int | None:
+    """The pid of the orch sandbox holding ``token`` that answers at ``url``, else None.
+
+    One plain GET of the identity path with a fresh nonce: no auth header, no cookie, no
+    secret of any kind goes to whatever listens there, and a redirect is not followed.
+    """
+    import http.client
+
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return None
+    nonce = secrets.token_hex(16)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+    try:
+        conn.request("GET", f"{IDENTITY_PATH}?nonce={nonce}")
+        response = conn.getresponse()
+        data = json.loads(response.read(4096) or b"{}")
+    except (OSError, ValueError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+    if response.status != 200 or not isinstance(data, dict):
+        return None
+    expected = identity_proof(token.encode(), nonce)
+    proof = data.get("proof")
+    pid = data.get("pid")
+    if not isinstance(proof, str) or not hmac.compare_digest(proof, expected):
+        return None
+    return pid if isinstance(pid, int) else None
+
+
+@dataclass(frozen=True)
+class KnownSandbox:
+    """An orch sandbox of this user that proved its identity on a port."""
+
+    url: str
+    pid: int
+    token: str
+
+
+def known_sandbox(url: str) -> KnownSandbox | None:
+    """The orch sandbox of this user serving at ``url`` (its identity file names the token,
+    and it proves it holds that token), else None."""
+    parts = urlsplit(url)
+    if not parts.hostname or not _private_dir(identity_dir()):
+        return None
+    path = identity_file(parts.hostname, parts.port or 80)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        token = str(data["token"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    pid = identify(url, token)
+    if pid is None or pid != data.get("pid"):
+        return None
+    return KnownSandbox(url, pid, token)
+
+
 class SandboxProcess:
     """A sandbox running in a child process; a context manager that stops it on exit."""
 
-    def __init__(self, process: subprocess.Popen[bytes], url: str, log_path: Path | None) -> None:
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        url: str,
+        log_path: Path | None,
+        token: str | None = None,
+    ) -> None:
         self.process = process
         self.url = url
         self.log_path = log_path
+        self.token = token
 
     @property
     def pid(self) -> int:
@@ -702,6 +876,8 @@ def start_sandbox(settings: SandboxSettings, *, log_path: Path | None = None) ->
     env[SETTINGS_ENV] = settings.model_dump_json()
     env[READY_FILE_ENV] = str(ready)
     env[PARENT_PID_ENV] = str(os.getpid())
+    token = new_token()
+    env[TOKEN_ENV] = token
     log = open(log_path, "ab") if log_path is not None else None  # noqa: SIM115
     try:
         process = subprocess.Popen(
@@ -719,7 +895,7 @@ def start_sandbox(settings: SandboxSettings, *, log_path: Path | None = None) ->
             log.close()
     sandbox = None
     try:
-        sandbox = _wait_until_ready(process, settings, ready, log_path)
+        sandbox = _wait_until_ready(process, settings, ready, log_path, token)
         return sandbox
     finally:
         ready.unlink(missing_ok=True)
@@ -728,7 +904,11 @@ def start_sandbox(settings: SandboxSettings, *, log_path: Path | None = None) ->
 
 
 def _wait_until_ready(
-    process: subprocess.Popen[bytes], settings: SandboxSettings, ready: Path, log_path: Path | None
+    process: subprocess.Popen[bytes],
+    settings: SandboxSettings,
+    ready: Path,
+    log_path: Path | None,
+    token: str,
 ) -> SandboxProcess:
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     port: int | None = None
@@ -744,10 +924,10 @@ def _wait_until_ready(
                 port = int(json.loads(ready.read_text())["port"])
             except (ValueError, KeyError, OSError):
                 port = None
-        if port is not None and _healthy(settings.host, port, process.pid):
+        if port is not None and identify(settings.url_for(port), token) == process.pid:
             if process.stderr is not None:  # no log file: stop collecting output
                 threading.Thread(target=process.stderr.read, daemon=True).start()
-            return SandboxProcess(process, settings.url_for(port), log_path)
+            return SandboxProcess(process, settings.url_for(port), log_path, token)
         time.sleep(0.02)
     raise SetupError(
         f"the sandbox did not answer /health on {settings.host} port "
@@ -766,21 +946,6 @@ def _child_output(process: subprocess.Popen[bytes], log_path: Path | None) -> st
     return lines[-1] if lines else "no output"
 
 
-def _healthy(host: str, port: int, pid: int) -> bool:
-    import http.client
-
-    conn = http.client.HTTPConnection(host, port, timeout=1.0)
-    try:
-        conn.request("GET", "/health")
-        response = conn.getresponse()
-        data = json.loads(response.read() or b"{}")
-        return response.status == 200 and data.get("pid") == pid
-    except (OSError, ValueError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
-
-
 def _watch_parent(parent_pid: int) -> None:
     """Stop this process (gracefully, via SIGTERM) when the parent that started it is gone."""
     while True:
@@ -788,6 +953,79 @@ def _watch_parent(parent_pid: int) -> None:
         if os.getppid() != parent_pid:
             os.kill(os.getpid(), signal.SIGTERM)
             return
+
+
+# --------------------------------------------------------------------------- a run's target
+
+
+class TargetWatch:
+    """Watches the sandbox a run relies on; :meth:`lost` says whether it stopped.
+
+    A thread checks every half second (the child's exit, or the pid of a sandbox orch did
+    not start), so the note can say when it stopped.
+    """
+
+    INTERVAL_S = 0.5
+
+    def __init__(
+        self,
+        url: str | None = None,
+        pid: int | None = None,
+        process: subprocess.Popen[bytes] | None = None,
+        token: str | None = None,
+    ) -> None:
+        self.url, self.pid, self.process, self.token = url, pid, process, token
+        self.started = time.monotonic()
+        self.lost_after_s: float | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if pid is not None:
+            self._thread = threading.Thread(target=self._loop, daemon=True, name="sandbox-watch")
+            self._thread.start()
+
+    def _gone(self) -> bool:
+        if self.process is not None:
+            return self.process.poll() is not None
+        return self.pid is not None and not _pid_alive(self.pid)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.INTERVAL_S):
+            if self._gone():
+                self.lost_after_s = time.monotonic() - self.started
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+    def lost(self) -> str | None:
+        """A note naming the sandbox when it stopped (or stopped answering) during the run."""
+        if self.pid is None:
+            return None
+        gone = self.lost_after_s is not None or self._gone()
+        if not gone and self.url and self.token and identify(self.url, self.token) is None:
+            gone = True  # alive but no longer answering as itself
+        if not gone:
+            return None
+        after = self.lost_after_s
+        when = f" {after:.1f} s after the run began" if after is not None else ""
+        code = self.process.poll() if self.process is not None else None
+        how = f" (exit code {code})" if code is not None else ""
+        return (
+            f"the sandbox at {self.url} (pid {self.pid}) stopped{when}{how}: what k6 measured "
+            "after that is connection errors, not the target's behaviour; see sandbox.log"
+        )
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists (owned by another user) or cannot tell
+    return True
 
 
 def _main() -> int:
@@ -813,7 +1051,7 @@ def _main() -> int:
             tmp.replace(ready_file)
 
     try:
-        serve(settings, on_ready=announce)
+        serve(settings, on_ready=announce, token=os.environ.get(TOKEN_ENV) or None)
     except SetupError as exc:
         print(f"Error: {exc.message}", file=sys.stderr)
         return 4
