@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from k6_outputs import K6Run, k6_binary, real_runs
 
 from orchestrator.cli import main
+from orchestrator.core.outcome import Outcome
 from orchestrator.results.ingest import finalize_raw
 from orchestrator.results.report import build_report
 
@@ -104,6 +105,28 @@ def test_crashed_run_is_marked_at_the_top(runs: dict[str, K6Run], tmp_path: Path
     build_report(run_dir)
     head = (run_dir / "report.md").read_text().split("## Verdict")[0]
     assert "[!CAUTION]" in head and "crashed" in head
+
+
+@pytest.mark.parametrize("outcome", [o.value for o in Outcome] + [None])
+def test_only_a_passed_run_says_passed(
+    runs: dict[str, K6Run], tmp_path: Path, outcome: str | None
+) -> None:
+    """The first line comes from run.json's outcome: a run whose thresholds all held says
+    PASSED only when it passed, and never next to a caution banner."""
+    run_dir = make_run_dir(runs["normal"], tmp_path / "run", outcome=outcome or "passed")
+    if outcome is None:  # raw output without a run record (orch report --from)
+        manifest = json.loads((run_dir / "run.json").read_text())
+        manifest["outcome"] = None
+        (run_dir / "run.json").write_text(json.dumps(manifest))
+    result = build_report(run_dir)
+    assert result.thresholds_ok is True
+    text = (run_dir / "report.md").read_text()
+    first = text.splitlines()[0]
+    if outcome == "passed":
+        assert first.startswith("**✅ PASSED**")
+    else:
+        assert "PASSED" not in text, first
+    assert not ("PASSED" in text and "[!CAUTION]" in text)
 
 
 def test_rate_limited_run_reports_429s_apart(runs: dict[str, K6Run], tmp_path: Path) -> None:

@@ -545,3 +545,20 @@ def test_thresholds_come_before_delivery_and_faults_before_both() -> None:
     assert combined_outcome([Outcome.PASSED] * 2, False, False)[1] == 99
     assert combined_outcome([Outcome.PASSED, Outcome.IO_ERROR], True, True)[1] == 4
     assert combined_outcome([Outcome.TARGET_LOST] * 2, False, False)[0] == Outcome.TARGET_LOST
+
+
+def test_a_saturated_generator_is_named_as_such() -> None:
+    from orchestrator.execution.loadgen import Sample, summarize
+    from orchestrator.results.delivery import combine_load_generators
+
+    busy = [Sample(t=i, cores=1.85, rss_bytes=80 << 20) for i in range(6)]
+    idle = [Sample(t=i, cores=0.2, rss_bytes=40 << 20) for i in range(4)]
+    hot = summarize(busy + idle, "/proc", 2.0, 0.5)
+    assert hot is not None
+    assert (hot["saturated_share"], hot["saturated"], hot["cpu_max_pct"]) == (0.6, True, 185.0)
+    cool = summarize(busy[:4] + idle, "/proc", 2.0, 0.5)
+    assert cool is not None and cool["saturated"] is False
+    # two shards on one machine, each at 0.95 of a core on average: 95 % of 2 cores
+    half = {**cool, "cpu_avg_pct": 95.0, "saturated": False}
+    assert combine_load_generators([half, half], same_machine=True)["saturated"] is True
+    assert combine_load_generators([half, half])["saturated"] is False  # separate machines
