@@ -16,13 +16,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from orchestrator.config.database import DatabaseSettings
-from orchestrator.db.connection import connect
-from orchestrator.db.embedded import ensure_local_database, start_embedded_server
-from orchestrator.db.explain import compare_with_indexes
-from orchestrator.db.indexes import relation_names, verify_indexes
-from orchestrator.db.plan import plan_indexes
-from orchestrator.db.seed import seed_database
+from orchestrator.config import DatabaseSettings
+from orchestrator.db import (
+    compare_with_indexes,
+    connect,
+    ensure_local_database,
+    plan_indexes,
+    relation_names,
+    seed_database,
+    start_embedded_server,
+    verify_indexes,
+)
 
 
 def main() -> None:

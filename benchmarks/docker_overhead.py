@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from orchestrator.execution import K6Invocation, K6Runner, NativeRunner
 from orchestrator.execution.docker import DEFAULT_IMAGE, DockerRunner
-from orchestrator.execution.runner import K6Invocation, K6Runner, NativeRunner
 
 SCRIPT = """
 import http from 'k6/http';

@@ -23,8 +23,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.sandbox import cpu_idle_share
+from orchestrator.config import SandboxSettings
 from orchestrator.config.egress import LOOPBACK_NETWORKS, EgressPolicy, Production, complement
-from orchestrator.target.sandbox import SandboxSettings, start_sandbox
+from orchestrator.target import start_sandbox
 
 TARGET_LOSS = 0.02
 

@@ -130,12 +130,12 @@ def _child(task: str, path: str) -> None:
     """Run one measured task in this (child) process and print a JSON line."""
     start = time.perf_counter()
     if task == "ours":
-        from orchestrator.results.ingest import ingest_raw
+        from orchestrator.results import ingest_raw
 
         agg = ingest_raw(Path(path))
         detail = f"{agg.total_points} points, {agg.requests} requests"
     elif task == "finalize":
-        from orchestrator.results.ingest import finalize_raw
+        from orchestrator.results import finalize_raw
 
         out = finalize_raw(Path(path))
         detail = f"{out.name}, {out.stat().st_size / 1e6:.1f} MB"

@@ -23,8 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from orchestrator.config import SandboxSettings  # noqa: E402
 from orchestrator.execution.progress import free_loopback_port  # noqa: E402
-from orchestrator.target.sandbox import SandboxSettings, start_sandbox  # noqa: E402
+from orchestrator.target import start_sandbox  # noqa: E402
 
 BENCH_PROFILE = """
       bench:

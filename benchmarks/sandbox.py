@@ -20,7 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from orchestrator.target.sandbox import SandboxSettings, start_sandbox
+from orchestrator.config import SandboxSettings
+from orchestrator.target import start_sandbox
 
 TARGET_RPS = 8000.0
 TARGET_P95_MS = 3.0

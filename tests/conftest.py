@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.core.paths import K6_SCRIPTS_DIR, PROJECT_ROOT, TEMPLATES_DIR
+from orchestrator.core import K6_SCRIPTS_DIR, PROJECT_ROOT, TEMPLATES_DIR
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from conftest import free_port
 
-from orchestrator.core.paths import DEFAULT_CONFIG, K6_SCRIPTS_DIR, TEMPLATES_DIR
+from orchestrator.core import DEFAULT_CONFIG, K6_SCRIPTS_DIR, TEMPLATES_DIR
 
 SMOKE_SECONDS = "2s"
 

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import main
-from orchestrator.core.errors import ExitCode
+from orchestrator.core import ExitCode
 
 
 def orch(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -143,8 +143,8 @@ def test_no_k6(project: Callable[..., Path], tmp_path: Path) -> None:
 
 def test_no_k6_anywhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """With no --k6, no ORCH_K6, an empty PATH and no k6 beside Python: how to install one."""
-    from orchestrator.core.errors import SetupError
-    from orchestrator.execution.k6bin import find_k6
+    from orchestrator.core import SetupError
+    from orchestrator.execution import find_k6
 
     monkeypatch.delenv("ORCH_K6", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))

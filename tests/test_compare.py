@@ -26,8 +26,8 @@ from click.testing import CliRunner
 from scenario_project import make_project
 
 from orchestrator.cli import main
-from orchestrator.config.model import RegressionSettings
-from orchestrator.core.errors import ExitCode
+from orchestrator.config import RegressionSettings
+from orchestrator.core import ExitCode
 from orchestrator.regression.compare import (
     OVERALL,
     Side,

@@ -16,12 +16,9 @@ from test_db_support import (  # noqa: F401
 )
 
 from orchestrator.cli import main
-from orchestrator.config.database import DatabaseSettings
-from orchestrator.db.connection import connect
+from orchestrator.config import DatabaseSettings
+from orchestrator.db import connect, plan_indexes, relation_names, seed_database, verify_indexes
 from orchestrator.db.explain import REPRESENTATIVE_QUERIES, compare_with_indexes
-from orchestrator.db.indexes import relation_names, verify_indexes
-from orchestrator.db.plan import plan_indexes
-from orchestrator.db.seed import seed_database
 
 pytestmark = pytest.mark.postgres
 

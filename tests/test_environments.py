@@ -8,8 +8,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from orchestrator.cli import main
-from orchestrator.core.errors import ExitCode
-from orchestrator.target.sandbox import SandboxSettings, start_sandbox
+from orchestrator.config import SandboxSettings
+from orchestrator.core import ExitCode
+from orchestrator.target import start_sandbox
 from tests.conftest import free_port
 from tests.test_db_support import fresh_db, pg_server  # noqa: F401  (fixtures)
 

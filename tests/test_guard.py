@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.config.egress import database_hosts, normalize_host, url_host
-from orchestrator.core.errors import ExitCode
+from orchestrator.core import ExitCode
 
 ENVIRONMENTS_YAML = """\
   production:
@@ -178,7 +178,8 @@ def test_k6_itself_blocks_a_production_host(project: Callable[..., Path]) -> Non
 
     The blocked name is `localhost`, so that even a broken block would only reach loopback.
     """
-    from orchestrator.target.sandbox import SandboxSettings, start_sandbox
+    from orchestrator.config import SandboxSettings
+    from orchestrator.target import start_sandbox
     from tests.conftest import free_port
 
     config = project()

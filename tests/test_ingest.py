@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from k6_outputs import K6Run, k6_binary, real_runs
 
-from orchestrator.core.errors import ConfigError
+from orchestrator.core import ConfigError
 from orchestrator.results.figures import threshold_rows
 from orchestrator.results.ingest import detect_format, finalize_raw, ingest_raw, load_points
 from orchestrator.results.summary import parse_threshold, read_summary

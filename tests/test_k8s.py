@@ -23,9 +23,9 @@ import yaml
 from click.testing import CliRunner
 
 from orchestrator.cli import main
-from orchestrator.config.model import load_config, resolve_run
-from orchestrator.core.errors import ExitCode, RefusedError
-from orchestrator.execution.k6bin import find_k6
+from orchestrator.config import load_config, resolve_run
+from orchestrator.core import ExitCode, RefusedError
+from orchestrator.execution import find_k6, render_script
 from orchestrator.execution.k8s import (
     ClusterContext,
     K8sSettings,
@@ -35,7 +35,6 @@ from orchestrator.execution.k8s import (
     guard_context,
     to_yaml,
 )
-from orchestrator.execution.render import render_script
 
 ROOT = Path(__file__).resolve().parent.parent
 UPSTREAM_CRD = ROOT.parent / "shared" / "k6-operator" / "k6.io_testruns.yaml"

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from orchestrator.cli import main
-from orchestrator.core.errors import ExitCode
+from orchestrator.core import ExitCode
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

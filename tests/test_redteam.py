@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.core.errors import ExitCode
+from orchestrator.core import ExitCode
 from tests.standin import (
     PRODUCTION_DB_PORT,
     PRODUCTION_DB_URL,
@@ -611,9 +611,8 @@ def test_users_list_does_not_follow_a_redirect_into_production(
     fresh_db: str,  # noqa: F811
 ) -> None:
     """`users list` reads a real database first, then calls the (redirecting) admin API."""
-    from orchestrator.core.paths import PROJECT_ROOT
-    from orchestrator.db.connection import connect
-    from orchestrator.db.migrations import apply_migrations
+    from orchestrator.core import PROJECT_ROOT
+    from orchestrator.db import apply_migrations, connect
 
     with connect(fresh_db, autocommit=True) as conn:
         apply_migrations(conn, PROJECT_ROOT / "supabase" / "migrations")

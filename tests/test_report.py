@@ -12,9 +12,8 @@ from click.testing import CliRunner
 from k6_outputs import K6Run, k6_binary, real_runs
 
 from orchestrator.cli import main
-from orchestrator.core.outcome import Outcome
-from orchestrator.results.ingest import finalize_raw
-from orchestrator.results.report import build_report
+from orchestrator.core import Outcome
+from orchestrator.results import build_report, finalize_raw
 
 pytestmark = pytest.mark.skipif(k6_binary() is None, reason="k6 is not on PATH")
 

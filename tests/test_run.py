@@ -15,7 +15,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from orchestrator.cli import main
-from orchestrator.core.errors import ExitCode
+from orchestrator.core import ExitCode
 
 
 def run_dirs(config: Path) -> list[Path]:

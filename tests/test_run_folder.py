@@ -16,9 +16,8 @@ from k6_outputs import K6Run, k6_binary, real_runs
 from pydantic import BaseModel, ValidationError
 from test_report import make_run_dir
 
-from orchestrator.core.errors import ConfigError
-from orchestrator.core.outcome import Outcome
-from orchestrator.results.junit import build_junit
+from orchestrator.core import ConfigError, Outcome
+from orchestrator.results import build_junit, build_report
 from orchestrator.results.model import (
     ChartEntry,
     CheckFigures,
@@ -38,7 +37,6 @@ from orchestrator.results.model import (
     Verdict,
     read_results,
 )
-from orchestrator.results.report import build_report
 from orchestrator.results.run_folder import MANIFEST_SCHEMA_VERSION, RunFolder, RunManifest
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import main
-from orchestrator.core.errors import ExitCode
+from orchestrator.core import ExitCode
 
 pytestmark = pytest.mark.docker
 

@@ -25,14 +25,9 @@ from click.testing import CliRunner
 from pydantic import ValidationError
 
 from orchestrator.cli import main
-from orchestrator.core.errors import ExitCode, SetupError
-from orchestrator.target.sandbox import (
-    ENRICHMENT_ROUTES,
-    SandboxProcess,
-    SandboxSettings,
-    is_listening,
-    start_sandbox,
-)
+from orchestrator.config import ENRICHMENT_ROUTES, SandboxSettings
+from orchestrator.core import ExitCode, SetupError
+from orchestrator.target import SandboxProcess, is_listening, start_sandbox
 
 SECRET = "sandbox-test-sentinel-7c41e9"
 SECRET_VAR = "ORCH_TEST_SANDBOX_SECRET"
@@ -449,7 +444,8 @@ def test_cli_serves_until_interrupted() -> None:
 def test_sandbox_stops_when_its_parent_is_killed() -> None:
     parent = (
         "import os, signal\n"
-        "from orchestrator.target.sandbox import SandboxSettings, start_sandbox\n"
+        "from orchestrator.config import SandboxSettings\n"
+        "from orchestrator.target import start_sandbox\n"
         "box = start_sandbox(SandboxSettings(port=0))\n"
         "print(box.url, box.pid, flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"

@@ -17,10 +17,9 @@ from click.testing import CliRunner
 from scenario_project import make_project, shipped_config
 
 from orchestrator.cli import main
-from orchestrator.config.model import load_config, resolve_run
-from orchestrator.core.errors import ExitCode
-from orchestrator.core.paths import K6_SCRIPTS_DIR
-from orchestrator.target.sandbox import SandboxSettings, start_sandbox
+from orchestrator.config import SandboxSettings, load_config, resolve_run
+from orchestrator.core import K6_SCRIPTS_DIR, ExitCode
+from orchestrator.target import start_sandbox
 
 SCENARIOS = list(shipped_config()["scenarios"])
 
@@ -121,7 +120,7 @@ def test_ai_enrichment_is_capped_at_the_tier_rate(tmp_path: Path) -> None:
     manifest = json.loads((run_dir / "run.json").read_text())
     assert manifest["load_profile"]["rate"] == 120
     # the report sets 429s against the effective allowed rate
-    from orchestrator.results.report import build_report
+    from orchestrator.results import build_report
 
     build_report(run_dir)
     limits = json.loads((run_dir / "results.json").read_text())["rate_limits"]
@@ -178,7 +177,7 @@ def test_429s_counted_by_k6_equal_those_the_sandbox_sent(tmp_path: Path) -> None
     assert metrics["rate_limited"]["thresholds"]["rate<0.05"] is True  # crossed
     assert code == ExitCode.THRESHOLDS, output
     # the report counts the same 429s apart, and no other failure
-    from orchestrator.results.report import build_report
+    from orchestrator.results import build_report
 
     build_report(run_dir)
     overall = json.loads((run_dir / "results.json").read_text())["overall"]
@@ -251,7 +250,7 @@ def test_scenarios_run_with_users_configured(tmp_path: Path) -> None:
 
 
 def test_token_limits_can_bind_before_requests() -> None:
-    from orchestrator.config.model import ClaudeTier
+    from orchestrator.config import ClaudeTier
     from orchestrator.config.pacing import allowed_per_minute
 
     tier = ClaudeTier.model_validate(

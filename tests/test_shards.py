@@ -19,10 +19,10 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import main
-from orchestrator.core.errors import ExitCode
-from orchestrator.execution.k6bin import find_k6
+from orchestrator.core import ExitCode
+from orchestrator.execution import find_k6
 from orchestrator.execution.shards import segment_args
-from orchestrator.results.merge import combined_outcome, merge_runs
+from orchestrator.results import combined_outcome, merge_runs
 from orchestrator.results.summary import read_summary
 
 # A fixed iteration count, so one process and three shards run the same requests.

@@ -27,10 +27,9 @@ import yaml
 from jinja2 import meta
 from scenario_project import make_project, shipped_config
 
-from orchestrator.config.model import load_config, resolve_run
-from orchestrator.core.errors import ConfigError, OrchError
-from orchestrator.core.paths import TEMPLATES_DIR
-from orchestrator.execution.k6bin import find_k6
+from orchestrator.config import load_config, resolve_run
+from orchestrator.core import TEMPLATES_DIR, ConfigError, OrchError
+from orchestrator.execution import find_k6
 from orchestrator.execution.render import build_environment, render_script, template_context
 
 ENVIRONMENT = "local"

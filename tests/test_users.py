@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from orchestrator.cli import main
-from orchestrator.core.errors import ExitCode
+from orchestrator.core import ExitCode
 from tests.test_db_support import fresh_db, pg_server  # noqa: F401  (fixtures)
 
 PER_VU_TEMPLATE = """\
@@ -30,9 +30,8 @@ export default function () {
 @pytest.fixture
 def users_project(project: Callable[..., Path], fresh_db: str) -> Path:  # noqa: F811
     """A project whose local environment uses a fresh database with the migrations applied."""
-    from orchestrator.core.paths import PROJECT_ROOT
-    from orchestrator.db.connection import connect
-    from orchestrator.db.migrations import apply_migrations
+    from orchestrator.core import PROJECT_ROOT
+    from orchestrator.db import apply_migrations, connect
 
     with connect(fresh_db, autocommit=True) as conn:
         apply_migrations(conn, PROJECT_ROOT / "supabase" / "migrations")
@@ -110,7 +109,7 @@ def test_each_vu_gets_its_own_user_and_passwords_stay_out_of_files(users_project
 
 
 def _insert_rows(url: str, user_id: str, count: int) -> None:
-    from orchestrator.db.connection import connect
+    from orchestrator.db import connect
 
     with connect(url, autocommit=True) as conn:
         for i in range(count):
@@ -135,7 +134,7 @@ def _insert_rows(url: str, user_id: str, count: int) -> None:
 
 
 def _count(url: str, table: str, user_id: str) -> int:
-    from orchestrator.db.connection import connect
+    from orchestrator.db import connect
 
     with connect(url) as conn:
         return int(
@@ -149,7 +148,7 @@ def test_cleanup_deletes_test_users_and_their_rows_only(
     users_project: Path,
     fresh_db: str,  # noqa: F811
 ) -> None:
-    from orchestrator.db.connection import connect
+    from orchestrator.db import connect
 
     assert orch(users_project, "users", "create", "--count", "2").exit_code == 0
     saved = credentials(users_project)["environments"]["local"]["users"]  # type: ignore[index]

@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from conftest import free_port
 
 from orchestrator.cli import main
-from orchestrator.core.errors import ExitCode
+from orchestrator.core import ExitCode
 from orchestrator.target.sandbox import identity_file
 
 SLOW_MS = 200
@@ -534,9 +534,9 @@ def test_the_delivery_rule_and_its_numbers() -> None:
 
 
 def test_thresholds_come_before_delivery_and_faults_before_both() -> None:
-    from orchestrator.core.outcome import Outcome
+    from orchestrator.core import Outcome
+    from orchestrator.results import combined_outcome
     from orchestrator.results.delivery import judge_outcome
-    from orchestrator.results.merge import combined_outcome
 
     assert judge_outcome(Outcome.PASSED, False) == (Outcome.LOAD_NOT_DELIVERED, 10)
     assert judge_outcome(Outcome.THRESHOLDS_FAILED, False) is None  # stays 99

@@ -11,8 +11,8 @@ from click.testing import CliRunner, Result
 from scenario_project import make_project, write_workflow
 
 from orchestrator.cli import main
-from orchestrator.config.model import load_config, resolve_run
-from orchestrator.core.errors import ExitCode
+from orchestrator.config import load_config, resolve_run
+from orchestrator.core import ExitCode
 from orchestrator.target.verify import read_webhook_trigger, set_yaml_value, url_pattern
 
 SECRET = "verify-sentinel-secret-4b1d"

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.core.paths import PROJECT_ROOT
+from orchestrator.core import PROJECT_ROOT
 
 WORKFLOWS = PROJECT_ROOT / ".github" / "workflows"
 LOAD_TEST = WORKFLOWS / "load-test.yml"

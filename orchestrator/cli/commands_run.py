@@ -1,49 +1,15 @@
-"""Commands that render and run scenarios: scenarios, render, run, doctor."""
+"""Commands that render and run scenarios: scenarios, render, run."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from orchestrator.core.errors import ConfigError, ExitCode, OrchError
-
-F = Callable[..., Any]
-
-
-def config_option(func: F) -> F:
-    """--config FILE (default: ORCH_CONFIG, ./orch.yaml, then orch's own orch.yaml)."""
-    return click.option(
-        "--config",
-        "config_file",
-        type=click.Path(dir_okay=False),
-        default=None,
-        help="Config file (default: $ORCH_CONFIG, ./orch.yaml, orch's own orch.yaml).",
-    )(func)
-
-
-def env_option(func: F) -> F:
-    """--env NAME."""
-    return click.option(
-        "--env", "env_name", default=None, help="Environment from the config (default: local)."
-    )(func)
-
-
-def load_project(config_file: str | None) -> Any:
-    """The validated config, with the project's .env loaded."""
-    from orchestrator.config.model import load_config
-    from orchestrator.config.secrets import load_dotenv
-
-    config = load_config(config_file)
-    load_dotenv(config.root / ".env")
-    return config
-
-
-def _echo_err(message: str) -> None:
-    click.echo(message, err=True)
+from orchestrator.cli.options import config_option, echo_err, env_option, load_project
+from orchestrator.core import ConfigError, Outcome
 
 
 @click.command()
@@ -91,8 +57,9 @@ def render(
 
         orch render linkedin-scrape --env local
     """
-    from orchestrator.config.model import resolve_run
-    from orchestrator.execution.render import render_script
+    # lazy: keeps --help fast
+    from orchestrator.config import resolve_run
+    from orchestrator.execution import render_script
 
     config = load_project(config_file)
     run = resolve_run(config, scenario, env_name, profile)
@@ -160,12 +127,11 @@ def run(
 
         orch run linkedin-scrape --env staging --profile load
     """
-    from orchestrator.config.guard import guard_run, refuse_production_kind
-    from orchestrator.config.model import resolve_run
-    from orchestrator.core.outcome import Outcome
-    from orchestrator.execution.lifecycle import execute_run, select_runner
-    from orchestrator.regression.baseline import conclude_run, resolve_baseline_file
-    from orchestrator.results.run_folder import RunFolder
+    # lazy: keeps --help fast
+    from orchestrator.config import guard_run, refuse_production_kind, resolve_run
+    from orchestrator.execution import execute_run, execute_sharded_run, select_runner
+    from orchestrator.regression import conclude_run, resolve_baseline_file
+    from orchestrator.results import RunFolder
 
     config = load_project(config_file)
     chosen_env = env_name or config.defaults.environment
@@ -187,14 +153,12 @@ def run(
     if choice == "k8s":
         _run_k8s(config, resolved, parallelism=parallelism, dry_run=dry_run, shards=shards)
     k6_runner = select_runner(
-        choice, k6_path=k6_path, docker_image=resolved.environment.docker_image, echo=_echo_err
+        choice, k6_path=k6_path, docker_image=resolved.environment.docker_image, echo=echo_err
     )
     if shards is not None:
-        from orchestrator.execution.shards import execute_sharded_run
-
-        result = execute_sharded_run(config, resolved, k6_runner, shards, echo=_echo_err)
+        result = execute_sharded_run(config, resolved, k6_runner, shards, echo=echo_err)
     else:
-        result = execute_run(config, resolved, k6_runner, echo=_echo_err, make_report=not no_report)
+        result = execute_run(config, resolved, k6_runner, echo=echo_err, make_report=not no_report)
     verdicts = {
         Outcome.PASSED: "PASSED: every threshold held",
         Outcome.THRESHOLDS_FAILED: "FAILED: thresholds crossed",
@@ -217,7 +181,7 @@ def run(
         settings=config.regression,
         baseline=baseline,
         against_baseline=against_baseline,
-        echo=_echo_err,
+        echo=echo_err,
     )
     click.echo(str(result.run_dir))
     sys.exit(code)
@@ -225,8 +189,8 @@ def run(
 
 def _delivery_numbers(run_dir: Path) -> str:
     """`` (81 of 200 requests; 120 iterations dropped)`` from results.json, or nothing."""
-    from orchestrator.core.errors import OrchError
-    from orchestrator.results.run_folder import RunFolder
+    from orchestrator.core import OrchError
+    from orchestrator.results import RunFolder
 
     try:
         headline = RunFolder(run_dir).read_results().delivery.headline
@@ -239,12 +203,12 @@ def _run_k8s(
     config: Any, resolved: Any, *, parallelism: int, dry_run: bool, shards: int | None
 ) -> None:
     """`orch run --runner k8s`: a k6-operator TestRun (or its manifests, with --dry-run)."""
-    from orchestrator.execution.k8s import execute_k8s_run
+    from orchestrator.execution import execute_k8s_run  # lazy: keeps --help fast
 
     if shards is not None:
         raise ConfigError("--shards is for local runs; with --runner k8s use --parallelism N")
     result = execute_k8s_run(
-        config, resolved, parallelism=parallelism, dry_run=dry_run, echo=_echo_err
+        config, resolved, parallelism=parallelism, dry_run=dry_run, echo=echo_err
     )
     if dry_run:
         click.echo(f"manifests: {result.run_dir / 'k8s'}", err=True)
@@ -257,36 +221,4 @@ def _run_k8s(
     sys.exit(int(result.exit_code))
 
 
-@click.command()
-@click.option("--k6", "k6_path", default=None, help="Path to the k6 binary (or set ORCH_K6).")
-@click.option(
-    "--clean-containers", is_flag=True, help="Remove containers left behind by killed runs."
-)
-@config_option
-def doctor(k6_path: str | None, clean_containers: bool, config_file: str | None) -> None:
-    """Check k6, Docker and the config, and say what is still missing.
-
-    Exits 0 when a run can start on the default environment, 4 otherwise.
-
-    Example:
-
-        orch doctor
-    """
-    from orchestrator.execution.doctor import diagnose
-
-    report = diagnose(config_file, k6_path=k6_path, clean_containers=clean_containers)
-    for section, lines in report.sections.items():
-        click.echo(f"{section}:")
-        for line in lines:
-            click.echo(f"  {line}")
-    if report.missing:
-        click.echo("still missing:")
-        for item in report.missing:
-            click.echo(f"  - {item}")
-    click.echo(f"verdict: {'ready' if report.ready else 'not ready'}")
-    sys.exit(int(ExitCode.OK if report.ready else ExitCode.SETUP))
-
-
-COMMANDS: list[click.Command] = [scenarios, render, run, doctor]
-
-__all__ = ["COMMANDS", "OrchError"]
+COMMANDS: list[click.Command] = [scenarios, render, run]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from orchestrator.cli.commands_run import config_option, env_option, load_project
-from orchestrator.core.errors import ConfigError, ExitCode
+from orchestrator.cli.options import config_option, env_option, load_project
+from orchestrator.core import ConfigError, ExitCode
 
 
 @click.command()
@@ -47,12 +47,8 @@ def compare(
 
         orch compare baselines/email-queue_staging.json results/<run-folder>
     """
-    from orchestrator.regression.compare import (
-        compare_sides,
-        load_side,
-        render_markdown,
-        write_comparison,
-    )
+    # lazy: keeps --help fast
+    from orchestrator.regression import compare_sides, load_side, render_markdown, write_comparison
 
     config = load_project(config_file)
     a, b = load_side(run_a), load_side(run_b)
@@ -104,7 +100,11 @@ def baseline_set(run_dir: Path, out_file: Path | None, config_file: str | None) 
 
         orch baseline set results/20250101T010000Z_email-queue_staging
     """
-    from orchestrator.regression.baseline import baseline_path, make_baseline, set_baseline
+    from orchestrator.regression import (  # lazy: keeps --help fast
+        baseline_path,
+        make_baseline,
+        set_baseline,
+    )
 
     config = load_project(config_file)
     if out_file is None:
@@ -125,7 +125,7 @@ def baseline_show(scenario: str, env_name: str | None, config_file: str | None) 
 
         orch baseline show email-queue --env staging
     """
-    from orchestrator.regression.baseline import baseline_path, read_baseline
+    from orchestrator.regression import baseline_path, read_baseline  # lazy: keeps --help fast
 
     config = load_project(config_file)
     env = env_name or config.defaults.environment
@@ -186,7 +186,7 @@ def history(
 
         orch history email-queue --from downloaded-artifacts/
     """
-    from orchestrator.regression.history import collect_history, write_history
+    from orchestrator.regression import collect_history, write_history  # lazy: keeps --help fast
 
     config = load_project(config_file)
     config.scenario(scenario)  # an unknown scenario is an error naming the known ones

@@ -6,15 +6,16 @@ the options and orch.yaml, calls one function, and prints.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
-from orchestrator.db.target import Target, resolve_target, translate_db_errors
+from orchestrator.cli.options import F, config_option
 
-F = Callable[..., Any]
+if TYPE_CHECKING:
+    # lazy: keeps --help fast
+    from orchestrator.db import Target
 
 
 def target_options(func: F) -> F:
@@ -31,14 +32,11 @@ def target_options(func: F) -> F:
         "--env", "env_name", default=None,
         help="Environment from the config (default: local, the embedded PostgreSQL).",
     )(func)
-    return click.option(
-        "--config", "config_file", type=click.Path(dir_okay=False), default=None,
-        help="Config file (default: $ORCH_CONFIG, ./orch.yaml, orch's own orch.yaml).",
-    )(func)
+    return config_option(func)
 
 
 def _header(target: Target) -> None:
-    from orchestrator.db.connection import describe_target
+    from orchestrator.db import describe_target  # lazy: keeps --help fast
 
     where = "embedded PostgreSQL" if target.embedded else describe_target(target.url)
     click.echo(f"Database: {where} (environment {target.env_name})")
@@ -70,8 +68,8 @@ def indexes_command(config_file: str | None, env_name: str | None, database_url:
 
         orch db indexes --env staging
     """
-    from orchestrator.db.connection import connect
-    from orchestrator.db.indexes import Status, verify_indexes
+    # lazy: keeps --help fast
+    from orchestrator.db import Status, connect, resolve_target, translate_db_errors, verify_indexes
 
     target = resolve_target(config_file, env_name, database_url, migrations_dir)
     _header(target)
@@ -130,10 +128,17 @@ def plan_command(config_file: str | None, env_name: str | None, database_url: st
 
         orch db plan && orch db migrate
     """
-    from orchestrator.db.connection import connect, describe_target
-    from orchestrator.db.indexes import relation_names, verify_indexes
-    from orchestrator.db.migrations import applied_versions
-    from orchestrator.db.plan import write_plan
+    # lazy: keeps --help fast
+    from orchestrator.db import (
+        applied_versions,
+        connect,
+        describe_target,
+        relation_names,
+        resolve_target,
+        translate_db_errors,
+        verify_indexes,
+        write_plan,
+    )
 
     target = resolve_target(config_file, env_name, database_url, migrations_dir)
     _header(target)
@@ -170,8 +175,14 @@ def migrate_command(config_file: str | None, env_name: str | None, database_url:
 
         orch db migrate --env staging
     """
-    from orchestrator.db.connection import connect
-    from orchestrator.db.migrations import apply_migrations, history_table
+    # lazy: keeps --help fast
+    from orchestrator.db import (
+        apply_migrations,
+        connect,
+        history_table,
+        resolve_target,
+        translate_db_errors,
+    )
 
     target = resolve_target(config_file, env_name, database_url, migrations_dir)
     _header(target)
@@ -206,10 +217,18 @@ def explain_command(config_file: str | None, env_name: str | None, database_url:
 
         orch db seed --scale 1000000 && orch db explain --compare
     """
-    from orchestrator.db.connection import connect
-    from orchestrator.db.explain import compare_with_indexes, explain_queries, pick_parameters
-    from orchestrator.db.indexes import relation_names, verify_indexes
-    from orchestrator.db.plan import plan_indexes
+    # lazy: keeps --help fast
+    from orchestrator.db import (
+        compare_with_indexes,
+        connect,
+        explain_queries,
+        pick_parameters,
+        plan_indexes,
+        relation_names,
+        resolve_target,
+        translate_db_errors,
+        verify_indexes,
+    )
 
     target = resolve_target(config_file, env_name, database_url, migrations_dir)
     _header(target)
@@ -261,8 +280,15 @@ def seed_command(config_file: str | None, env_name: str | None, database_url: st
 
         orch db seed --scale 1000000 --replace
     """
-    from orchestrator.db.connection import check_tables, connect
-    from orchestrator.db.seed import TABLES, seed_database
+    # lazy: keeps --help fast
+    from orchestrator.db import (
+        TABLES,
+        check_tables,
+        connect,
+        resolve_target,
+        seed_database,
+        translate_db_errors,
+    )
 
     target = resolve_target(config_file, env_name, database_url, migrations_dir)
     _header(target)

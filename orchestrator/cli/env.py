@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from orchestrator.cli.commands_run import config_option, load_project
-from orchestrator.core.errors import ExitCode
+from orchestrator.cli.options import config_option, load_project
+from orchestrator.core import ExitCode
 
 
 @click.group("env")
@@ -50,7 +50,7 @@ def check_command(env_name: str | None, config_file: str | None) -> None:
 
         orch env check staging
     """
-    from orchestrator.target.readiness import check_environment
+    from orchestrator.target import check_environment  # lazy: keeps --help fast
 
     config = load_project(config_file)
     name = env_name or config.defaults.environment

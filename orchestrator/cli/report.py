@@ -7,15 +7,13 @@ from pathlib import Path
 
 import click
 
-from orchestrator.core.errors import ConfigError, ExitCode
+from orchestrator.core import ConfigError, ExitCode, OrchError
 
 
 def _default_results_dir(config_file: str | None) -> Path:
     """The config's results folder, or ./results when no config can be loaded."""
-    from orchestrator.core.errors import OrchError
-
     try:
-        from orchestrator.config.model import load_config
+        from orchestrator.config import load_config  # lazy: keeps --help fast
 
         return Path(load_config(config_file).results_dir)
     except (OrchError, ImportError, AttributeError):
@@ -82,7 +80,7 @@ def report_command(
 
         orch report --merge results/RUN/shards/1 results/RUN/shards/2 --out merged
     """
-    from orchestrator.results.report import build_report, report_import
+    from orchestrator.results.report import build_report, report_import  # lazy: keeps --help fast
 
     if merge:
         _merge(run_dirs, out_dir, config_file, raw_from, summary)
@@ -123,7 +121,7 @@ def _merge(
     summary: Path | None,
 ) -> None:
     """`orch report --merge`: one run folder and one exit code (99: a threshold crossed)."""
-    from orchestrator.results.merge import merge_runs
+    from orchestrator.results import merge_runs  # lazy: keeps --help fast
 
     if raw_from is not None or summary is not None:
         raise ConfigError("--merge takes run folders or raw files as arguments, not --from")

@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 
 import click
 
-from orchestrator.cli.commands_run import config_option, load_project
-from orchestrator.core.errors import ConfigError
+from orchestrator.cli.options import config_option, load_project
+from orchestrator.core import ConfigError
 
 VARIANTS = ("prospects-enrichment", "prospects-enrich", "enrichment", "n8n")
 ENDPOINTS = ("webhook", "enrichment", "email-enqueue", "email-queue")
@@ -133,7 +133,9 @@ def sandbox(
 
         ORCH_SANDBOX_WEBHOOK_SECRET=dev-key orch sandbox --webhook-auth api-key
     """
-    from orchestrator.target.sandbox import serve, settings_from_mapping
+    # lazy: keeps --help fast
+    from orchestrator.config import settings_from_mapping
+    from orchestrator.target import serve
 
     data: dict[str, Any] = _from_config(config_file, env_name) if env_name else {}
     options = {

@@ -7,24 +7,22 @@ from typing import Any
 
 import click
 
-from orchestrator.cli.commands_run import config_option
+from orchestrator.cli.options import config_option, env_option, load_project
+from orchestrator.core import ConfigError
 
 
 def _context(config_file: str | None, env_name: str | None, action: str) -> tuple[Any, ...]:
     """Config, environment name, the user store, the database URL and the credentials file."""
-    from orchestrator.config.guard import guard_environment, refuse_production_kind
-    from orchestrator.config.model import expand_env_refs
-    from orchestrator.core.errors import ConfigError
-    from orchestrator.db.target import resolve_target
-    from orchestrator.target.users import (
+    # lazy: keeps --help fast
+    from orchestrator.config import expand_env_refs, guard_environment, refuse_production_kind
+    from orchestrator.db import resolve_target
+    from orchestrator.target import (
         USERS_FILE,
         CredentialsFile,
         LocalAuthStore,
         SupabaseAdminStore,
         UserStore,
     )
-
-    from .commands_run import load_project
 
     config = load_project(config_file)
     name = env_name or config.defaults.environment
@@ -63,12 +61,6 @@ def users_group() -> None:
     """
 
 
-def env_option(func: Any) -> Any:
-    return click.option("--env", "env_name", default=None, help="Environment (default: local).")(
-        func
-    )
-
-
 @users_group.command("create")
 @env_option
 @click.option("--count", type=click.IntRange(1, 10_000), default=None, help="Default: 20.")
@@ -80,7 +72,7 @@ def create_command(env_name: str | None, count: int | None, config_file: str | N
 
         orch users create --env staging --count 20
     """
-    from orchestrator.target.users import create_users
+    from orchestrator.target import create_users  # lazy: keeps --help fast
 
     config, name, store, _, credentials = _context(config_file, env_name, "create test users")
     result = create_users(
@@ -102,7 +94,7 @@ def list_command(env_name: str | None, config_file: str | None) -> None:
 
         orch users list
     """
-    from orchestrator.target.users import OWNED_TABLES, list_users
+    from orchestrator.target import OWNED_TABLES, list_users  # lazy: keeps --help fast
 
     config, name, store, url, credentials = _context(config_file, env_name, "list test users")
     rows = list_users(store, url, credentials, name, config.test_users.domain)
@@ -130,7 +122,7 @@ def cleanup_command(
 
         orch users cleanup --env staging --dry-run
     """
-    from orchestrator.target.users import cleanup_users
+    from orchestrator.target import cleanup_users  # lazy: keeps --help fast
 
     config, name, store, url, credentials = _context(
         config_file, env_name, "delete test users and their data"

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from orchestrator.cli.commands_run import config_option, load_project
-from orchestrator.core.errors import ExitCode
+from orchestrator.cli.options import config_option, load_project
+from orchestrator.core import ExitCode
+
+if TYPE_CHECKING:
+    from orchestrator.target import VerifyReport
 
 
 @click.command()
@@ -34,11 +38,8 @@ def verify(env_name: str | None, write: bool, timeout: float, config_file: str |
 
         orch verify staging --write
     """
-    from orchestrator.target.verify import (
-        save_record,
-        verify_environment,
-        write_enrichment_endpoint,
-    )
+    # lazy: keeps --help fast
+    from orchestrator.target import save_record, verify_environment, write_enrichment_endpoint
 
     config = load_project(config_file)
     report = verify_environment(
@@ -63,10 +64,7 @@ def verify(env_name: str | None, write: bool, timeout: float, config_file: str |
     sys.exit(int(ExitCode.UNVERIFIED))
 
 
-def _print(report: object) -> None:
-    from orchestrator.target.verify import VerifyReport
-
-    assert isinstance(report, VerifyReport)
+def _print(report: VerifyReport) -> None:
     click.echo(
         f"environment {report.environment} ({report.kind}): API {report.base_url}, "
         f"N8N {report.n8n_base_url}"

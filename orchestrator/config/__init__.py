@@ -1,1 +1,94 @@
-"""orch.yaml: its validated model, one resolved run, the allow-list and production guard."""
+"""orch.yaml: its validated model, one resolved run, the allow-list and the production guard.
+
+``egress_http`` (orch's one HTTP client) is not re-exported: it loads httpx, so the few
+callers that make HTTP calls import ``orchestrator.config.egress_http`` where they need it.
+"""
+
+from __future__ import annotations
+
+from orchestrator.config.database import DatabaseSettings, DesiredIndex
+from orchestrator.config.egress import (
+    EgressPolicy,
+    Production,
+    build_policy,
+    normalize_host,
+    pinned_conninfo,
+    url_host,
+)
+from orchestrator.config.endpoints import ENDPOINT_SUFFIX, EndpointSpec, parse_endpoint
+from orchestrator.config.guard import (
+    guard_database_target,
+    guard_environment,
+    guard_run,
+    refuse_production_kind,
+)
+from orchestrator.config.model import (
+    DEFAULT_DOCKER_IMAGE,
+    ClaudeTier,
+    Environment,
+    LoadProfile,
+    OrchConfig,
+    RegressionSettings,
+    ResolvedRun,
+    Scenario,
+    config_path,
+    env_refs,
+    expand_env_refs,
+    is_test_domain,
+    load_config,
+)
+from orchestrator.config.resolve import resolve_run
+from orchestrator.config.sandbox_settings import (
+    ENDPOINT_NAMES,
+    ENRICHMENT_ROUTES,
+    N8N_ENRICHMENT_WORKFLOW,
+    SandboxSettings,
+    settings_from_mapping,
+)
+from orchestrator.config.secrets import (
+    Redactor,
+    load_dotenv,
+    redact_url,
+    sandbox_provided_variable,
+)
+
+__all__ = [
+    "DEFAULT_DOCKER_IMAGE",
+    "ENDPOINT_NAMES",
+    "ENDPOINT_SUFFIX",
+    "ENRICHMENT_ROUTES",
+    "N8N_ENRICHMENT_WORKFLOW",
+    "ClaudeTier",
+    "DatabaseSettings",
+    "DesiredIndex",
+    "EgressPolicy",
+    "EndpointSpec",
+    "Environment",
+    "LoadProfile",
+    "OrchConfig",
+    "Production",
+    "Redactor",
+    "RegressionSettings",
+    "ResolvedRun",
+    "SandboxSettings",
+    "Scenario",
+    "build_policy",
+    "config_path",
+    "env_refs",
+    "expand_env_refs",
+    "guard_database_target",
+    "guard_environment",
+    "guard_run",
+    "is_test_domain",
+    "load_config",
+    "load_dotenv",
+    "normalize_host",
+    "parse_endpoint",
+    "pinned_conninfo",
+    "redact_url",
+    "refuse_production_kind",
+    "resolve_run",
+    "sandbox_provided_variable",
+    "settings_from_mapping",
+    "url_host",
+]

@@ -31,7 +31,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from orchestrator.core.errors import ConfigError, RefusedError
+from orchestrator.config.secrets import redact_url
+from orchestrator.core import ConfigError, RefusedError
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -222,7 +223,7 @@ def database_hosts(
         params = {k: str(v) for k, v in conninfo_to_dict(conninfo).items() if v is not None}
     except Exception as exc:  # psycopg.ProgrammingError for a malformed string
         message = str(exc).split("\n")[0]
-        raise ConfigError(f"{where} is malformed ({_redact(message)})") from None
+        raise ConfigError(f"{where} is malformed ({redact_url(message)})") from None
     if params.get("service") or os.environ.get("PGSERVICE"):
         raise RefusedError(
             f"{where} uses a libpq service (service= or PGSERVICE), whose host orch cannot "
@@ -242,12 +243,6 @@ def database_hosts(
         port = ports[index] if index < len(ports) else (ports[0] if len(ports) == 1 else None)
         found.append(DatabaseHost(host.strip() or "/var/run/postgresql", addr or None, port))
     return params, found
-
-
-def _redact(text: str) -> str:
-    from orchestrator.db.connection import redact_url
-
-    return redact_url(text)
 
 
 def supabase_ref(user: str | None, host: str | None) -> str | None:

@@ -16,7 +16,7 @@ import httpcore
 import httpx
 
 from orchestrator.config.egress import EgressPolicy
-from orchestrator.core.errors import RefusedError
+from orchestrator.core import RefusedError
 
 
 class _CheckedBackend(httpcore.NetworkBackend):

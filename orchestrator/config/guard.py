@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.config.egress import EgressPolicy, build_policy, pinned_conninfo, urls_in
-from orchestrator.core.errors import RefusedError
+from orchestrator.core import RefusedError
 
 
 def refuse_production_kind(environment_name: str, environment_kind: str, action: str) -> None:

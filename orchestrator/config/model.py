@@ -1,4 +1,4 @@
-"""Load and validate `orch.yaml`, and resolve one scenario for one environment.
+"""Load and validate `orch.yaml` into typed models.
 
 Every validation problem is reported as ``file: key.path: what is wrong``; unknown keys
 are errors so that typos are caught. Values such as ``${STAGING_API_BASE_URL}`` are read
@@ -24,8 +24,8 @@ from orchestrator.config.k6_options import (
     K6OptionError,
     check_options,
 )
-from orchestrator.core.errors import ConfigError
-from orchestrator.core.paths import DEFAULT_CONFIG
+from orchestrator.config.sandbox_settings import SandboxSettings
+from orchestrator.core import DEFAULT_CONFIG, ConfigError
 
 EnvironmentKind = Literal["local", "staging", "production"]
 RunnerName = Literal["auto", "native", "docker"]
@@ -240,8 +240,6 @@ class Environment(_Strict):
         """Check the sandbox's settings when the file is read, not when a run starts."""
         if value is None:
             return value
-        from orchestrator.target.sandbox import SandboxSettings
-
         try:
             SandboxSettings.model_validate(value)
         except ValidationError as exc:
@@ -281,6 +279,15 @@ class ProductionDeclaration(_Strict):
         return _check_places(value, "")
 
 
+TEST_TLDS = {"test", "example", "invalid", "localhost"}
+
+
+def is_test_domain(domain: str) -> bool:
+    """Whether a domain is reserved for tests (RFC 2606) or named ``test.…``."""
+    labels = domain.lower().rstrip(".").split(".")
+    return len(labels) >= 2 and (labels[0] == "test" or labels[-1] in TEST_TLDS)
+
+
 class TestUserSettings(_Strict):
     """How test users are named: loadtest-user-{1..count}@domain (a test domain)."""
 
@@ -290,8 +297,6 @@ class TestUserSettings(_Strict):
     @field_validator("domain")
     @classmethod
     def _test_domain(cls, value: str) -> str:
-        from orchestrator.target.users import is_test_domain
-
         if not is_test_domain(value):
             raise ValueError(
                 f"{value!r} is not a test domain: use one whose first label is 'test' "
@@ -656,91 +661,17 @@ def env_refs(value: str | None) -> list[str]:
     return _ENV_REF.findall(value or "")
 
 
-def _expand_vars(values: dict[str, Any], where: str) -> dict[str, Any]:
-    """Expand ``${VAR}`` references in string template variables."""
-    return {
-        key: expand_env_refs(value, f"{where[:-1]}.{key})") if isinstance(value, str) else value
-        for key, value in values.items()
-    }
-
-
 def merged_scenario(base: Scenario, override: dict[str, Any]) -> Scenario:
     """A scenario with an environment's override merged over it (ValidationError if the
     result is not a valid scenario)."""
-    return Scenario.model_validate(_deep_merge(base.model_dump(exclude_defaults=False), override))
+    return Scenario.model_validate(deep_merge(base.model_dump(exclude_defaults=False), override))
 
 
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
     return merged
-
-
-def apply_claude_pacing(config: OrchConfig, run: ResolvedRun) -> ResolvedRun:
-    """Cap the run's load profile by its Claude tier (see orchestrator/config/pacing.py)."""
-    from orchestrator.config.pacing import apply_claude_pacing as apply
-
-    return apply(config, run)
-
-
-def resolve_run(
-    config: OrchConfig,
-    scenario_name: str,
-    environment_name: str | None = None,
-    profile_name: str | None = None,
-) -> ResolvedRun:
-    """Merge scenario, environment overrides and profile; read URLs and secrets from the env."""
-    env_name = environment_name or config.defaults.environment
-    environment = config.environment(env_name)
-    base_scenario = config.scenario(scenario_name)
-    override = environment.scenarios.get(scenario_name)
-    scenario = base_scenario
-    if override:  # validated with the config
-        scenario = merged_scenario(base_scenario, override)
-    chosen = profile_name or scenario.default_profile
-    if chosen not in scenario.profiles:
-        raise ConfigError(
-            f"scenario {scenario_name!r} has no profile {chosen!r}; "
-            f"choose one of: {', '.join(scenario.profiles)}"
-        )
-    profile = scenario.profiles[chosen]
-    where = f"environment {env_name!r} ({config.source}: environments.{env_name}"
-    base_url = expand_env_refs(environment.base_url, f"{where}.base_url)").rstrip("/")
-    n8n = environment.n8n_base_url
-    n8n_base_url = expand_env_refs(n8n, f"{where}.n8n_base_url)").rstrip("/") if n8n else base_url
-    from orchestrator.config.secrets import provide_sandbox_secret
-
-    provide_sandbox_secret(environment)
-    secret_env: dict[str, str] = {}
-    for k6_name, host_name in environment.secrets.items():
-        value = os.environ.get(host_name)
-        if not value:
-            raise ConfigError(
-                f"environment {env_name!r} needs the secret {k6_name}: set the environment "
-                f"variable {host_name} (or put it in a git-ignored .env file)"
-            )
-        secret_env[k6_name] = value
-    thresholds = _deep_merge(scenario.thresholds, profile.thresholds)
-    resolved = ResolvedRun(
-        scenario_name=scenario_name,
-        environment_name=env_name,
-        profile_name=chosen,
-        scenario=scenario,
-        environment=environment,
-        profile=profile,
-        base_url=base_url,
-        n8n_base_url=n8n_base_url,
-        vars=_expand_vars(
-            {**scenario.vars, **environment.vars, **((override or {}).get("vars") or {})},
-            f"{where}.vars)",
-        ),
-        thresholds=thresholds,
-        secret_env=secret_env,
-    )
-    from orchestrator.config.pacing import apply_production_n8n_cap
-
-    return apply_production_n8n_cap(apply_claude_pacing(config, resolved))

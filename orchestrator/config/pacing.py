@@ -11,13 +11,12 @@ template enforces with ``pace()`` from ``k6_scripts/ratelimit.js``.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from orchestrator.config.egress import normalize_host, url_host
 from orchestrator.config.k6_options import ARRIVAL_RATE_EXECUTORS, max_vus, parse_duration
-from orchestrator.core.errors import ConfigError
-
-if TYPE_CHECKING:
-    from orchestrator.config.model import ClaudeTier, OrchConfig, ResolvedRun
+from orchestrator.config.model import ClaudeTier, LoadProfile, OrchConfig, ResolvedRun
+from orchestrator.core import ConfigError
 
 TOKENS_IN_VAR = "claude_input_tokens_per_request"
 TOKENS_OUT_VAR = "claude_output_tokens_per_request"
@@ -83,8 +82,6 @@ def _number(run: ResolvedRun, name: str, default: float, low: float, high: float
 
 def apply_claude_pacing(config: OrchConfig, run: ResolvedRun) -> ResolvedRun:
     """``run`` with its load profile capped by its ``claude_tier`` (unchanged without one)."""
-    from orchestrator.config.model import LoadProfile
-
     name = run.vars.get("claude_tier")
     if not name:
         return run
@@ -126,9 +123,6 @@ def apply_production_n8n_cap(run: ResolvedRun) -> ResolvedRun:
     Each iteration of a scenario that targets N8N is one webhook call, so the cap is on the
     arrival rate. A VU-based executor cannot be capped that way and is refused.
     """
-    from orchestrator.config.egress import normalize_host, url_host
-    from orchestrator.config.model import LoadProfile
-
     shared = run.environment.production_n8n
     if shared is None or shared.max_requests_per_second is None:
         return run

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 REDACTED = "***"
+
+_URL_PASSWORD = re.compile(r"(?P<head>postgres(?:ql)?://[^:/@?#\s]*):[^/?#\s]*@")
+_KV_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s&]*)", re.I)
 
 
 def load_dotenv(path: Path) -> list[str]:
@@ -72,3 +76,13 @@ def provide_sandbox_secret(env: Any) -> str | None:
         return None
     os.environ[name] = secrets.token_urlsafe(24)
     return name
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***`` (URL, query and key=value forms).
+
+    >>> redact_url("postgresql://app:s3cret@db.example.com:5432/app")
+    'postgresql://app:***@db.example.com:5432/app'
+    """
+    text = _URL_PASSWORD.sub(lambda m: f"{m.group('head')}:***@", url)
+    return _KV_PASSWORD.sub(lambda m: f"{m.group('head')}***", text)

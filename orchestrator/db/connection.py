@@ -1,31 +1,17 @@
-"""Connecting to PostgreSQL: URL redaction and driver errors turned into orch errors."""
+"""Connecting to PostgreSQL: driver errors turned into orch errors (passwords redacted)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from orchestrator.core.errors import ConfigError, DatabaseError
+from orchestrator.config import redact_url
+from orchestrator.core import ConfigError, DatabaseError
 
 if TYPE_CHECKING:
     import psycopg
 
 CONNECT_TIMEOUT_S = 5
-
-_URL_PASSWORD = re.compile(r"(?P<head>postgres(?:ql)?://[^:/@?#\s]*):[^/?#\s]*@")
-_KV_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s&]*)", re.I)
-
-
-def redact_url(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***`` (URL, query and key=value forms).
-
-    >>> redact_url("postgresql://app:s3cret@db.example.com:5432/app")
-    'postgresql://app:***@db.example.com:5432/app'
-    """
-    text = _URL_PASSWORD.sub(lambda m: f"{m.group('head')}:***@", url)
-    return _KV_PASSWORD.sub(lambda m: f"{m.group('head')}***", text)
-
 
 def describe_target(url: str) -> str:
     """A short, password-free name for a connection target, e.g. ``app@db.example.com/app``."""

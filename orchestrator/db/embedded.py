@@ -9,7 +9,9 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from orchestrator.core.errors import SetupError
+from orchestrator.core import PROJECT_ROOT, SetupError
+from orchestrator.db.connection import connect, with_database
+from orchestrator.db.migrations import apply_migrations
 
 LOCAL_DATABASE = "orch"
 
@@ -55,10 +57,6 @@ def ensure_local_database(
     migration fails.
     """
     from psycopg import sql
-
-    from orchestrator.core.paths import PROJECT_ROOT
-    from orchestrator.db.connection import connect, with_database
-    from orchestrator.db.migrations import apply_migrations
 
     admin_url = start_embedded_server(data_dir)
     with connect(admin_url, autocommit=True) as conn:

@@ -15,7 +15,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, LiteralString
 
-from orchestrator.core.errors import DatabaseError
+from orchestrator.core import DatabaseError
 from orchestrator.db.connection import connect, with_database
 
 if TYPE_CHECKING:

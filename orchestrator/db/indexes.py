@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from orchestrator.config.database import DatabaseSettings, DesiredIndex
-from orchestrator.core.errors import ConfigError
+from orchestrator.config import DatabaseSettings, DesiredIndex
+from orchestrator.core import ConfigError
 from orchestrator.db.connection import check_tables
 
 if TYPE_CHECKING:

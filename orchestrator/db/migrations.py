@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.core.errors import ConfigError, DatabaseError
+from orchestrator.core import ConfigError, DatabaseError
 
 if TYPE_CHECKING:
     import psycopg

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from orchestrator.config.database import DesiredIndex
+from orchestrator.config import DesiredIndex
 from orchestrator.db.indexes import DesiredStatus, IndexReport, Status
 from orchestrator.db.migrations import MigrationFile, list_migrations, split_statements
 

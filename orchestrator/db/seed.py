@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.core.errors import DatabaseError
+from orchestrator.core import DatabaseError
 
 if TYPE_CHECKING:
     import numpy as np

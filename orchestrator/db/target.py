@@ -12,10 +12,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.core.errors import ConfigError, DatabaseError
+from orchestrator.config import (
+    build_policy,
+    expand_env_refs,
+    load_config,
+    load_dotenv,
+    pinned_conninfo,
+)
+from orchestrator.core import ConfigError, DatabaseError
+from orchestrator.db.connection import redact_url
+from orchestrator.db.embedded import ensure_local_database
 
 if TYPE_CHECKING:
-    from orchestrator.config.database import DatabaseSettings
+    from orchestrator.config import DatabaseSettings
 
 
 @dataclass(frozen=True)
@@ -40,9 +49,6 @@ def resolve_target(config_file: str | None, env_name: str | None, database_url: 
     back with every host pinned to its checked address (RefusedError, exit 6, otherwise):
     every `orch db` and `orch users` connection goes through here.
     """
-    from orchestrator.config.egress import build_policy, pinned_conninfo
-    from orchestrator.config.model import expand_env_refs, load_config
-    from orchestrator.config.secrets import load_dotenv
 
     config = load_config(config_file)
     load_dotenv(config.root / ".env")
@@ -63,7 +69,6 @@ def resolve_target(config_file: str | None, env_name: str | None, database_url: 
                 "in orch.yaml (e.g. ${STAGING_DATABASE_URL}), or pass --database-url / set "
                 "DATABASE_URL"
             )
-        from orchestrator.db.embedded import ensure_local_database
 
         with translate_db_errors():
             url = ensure_local_database(config.root / ".orch" / "pgdata", migrations_dir=folder)
@@ -75,8 +80,6 @@ def resolve_target(config_file: str | None, env_name: str | None, database_url: 
 def translate_db_errors() -> Iterator[None]:
     """Turn driver errors raised mid-command into DatabaseError (passwords redacted)."""
     import psycopg
-
-    from orchestrator.db.connection import redact_url
 
     try:
         yield

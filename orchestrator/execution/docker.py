@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from orchestrator.core.errors import SetupError
+from orchestrator.core import SetupError
 from orchestrator.execution.docker_paths import (
     RESULTS_MOUNT,
     SCRIPTS_MOUNT,

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
 
-from orchestrator.core.errors import SetupError
+from orchestrator.core import SetupError
 
 # Where the container sees its two folders; k6 runs with /results as its working directory.
 SCRIPTS_MOUNT = "/scripts"

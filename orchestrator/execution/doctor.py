@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from orchestrator.core.errors import OrchError
-
-if TYPE_CHECKING:
-    from orchestrator.config.model import OrchConfig
+from orchestrator.config import DEFAULT_DOCKER_IMAGE, OrchConfig, config_path, load_config
+from orchestrator.core import OrchError
+from orchestrator.execution import docker
+from orchestrator.execution.k6bin import INSTALL_HINT, find_k6
+from orchestrator.target import required_variables
 
 
 @dataclass
@@ -25,10 +25,6 @@ def diagnose(
     config_file: str | None, *, k6_path: str | None = None, clean_containers: bool = False
 ) -> Diagnosis:
     """Check k6, Docker, the config and each environment's variables."""
-    from orchestrator.config.model import DEFAULT_DOCKER_IMAGE, config_path, load_config
-    from orchestrator.execution.k6bin import INSTALL_HINT, find_k6
-    from orchestrator.target.readiness import required_variables
-
     found = Diagnosis()
     native_ok = False
     try:
@@ -105,19 +101,15 @@ def _production_lines(config: OrchConfig) -> list[str]:
 
 def _docker_section(image: str, clean: bool) -> tuple[list[str], bool]:
     """Engine, image and leftovers; never fails, only reports."""
-    try:
-        from orchestrator.execution import docker as docker_runner
-    except ImportError as exc:  # the docker SDK is missing
-        return [f"Docker SDK not importable: {exc}"], False
     lines: list[str] = []
-    status = docker_runner.docker_status()
+    status = docker.docker_status()
     if not status.reachable:
         return [f"engine: not reachable ({status.error})"], False
     lines.append(
         f"engine: reachable, version {status.version}"
         + (" (Docker Desktop)" if status.docker_desktop else "")
     )
-    img = docker_runner.image_status(image)
+    img = docker.image_status(image)
     usable = bool(img.present and img.supported)
     if img.present:
         lines.append(
@@ -125,9 +117,9 @@ def _docker_section(image: str, clean: bool) -> tuple[list[str], bool]:
         )
     else:
         lines.append(f"image {image}: absent ({img.error or 'not pulled yet'})")
-    leftovers = docker_runner.leftover_containers()
+    leftovers = docker.leftover_containers()
     if leftovers and clean:
-        removed = docker_runner.remove_leftovers()
+        removed = docker.remove_leftovers()
         lines.append(f"leftover orch containers: removed {removed}")
     elif leftovers:
         lines.append(

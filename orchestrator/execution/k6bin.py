@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.core.errors import SetupError
+from orchestrator.core import SetupError
 from orchestrator.execution.k6version import (
     MIN_K6_VERSION,
     format_version,

@@ -32,18 +32,28 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from orchestrator.config.model import OrchConfig, ResolvedRun
-from orchestrator.core.errors import (
+from orchestrator.config import OrchConfig, ResolvedRun, url_host
+from orchestrator.core import (
     ConfigError,
     ExitCode,
     K6Error,
     OrchError,
+    Outcome,
     RefusedError,
     SetupError,
 )
-from orchestrator.core.outcome import Outcome
+from orchestrator.execution.lifecycle import new_manifest, prepare_run
+from orchestrator.execution.progress import planned_seconds
 from orchestrator.execution.render import BASE_URL_VAR, N8N_BASE_URL_VAR, RenderedScript
-from orchestrator.results.run_folder import RunFolder, RunManifest, iso, utc_now
+from orchestrator.results import (
+    RunFolder,
+    RunManifest,
+    find_sources,
+    iso,
+    judge_merged,
+    merge_into,
+    utc_now,
+)
 
 Echo = Callable[[str], None]
 
@@ -322,7 +332,6 @@ def current_context() -> ClusterContext:
 def guard_context(config: OrchConfig, context: ClusterContext) -> None:
     """Refuse a cluster context that is production: its API server is a declared production
     host, or its name names one or says ``prod``/``production``/``prd``/``live``."""
-    from orchestrator.config.egress import url_host
 
     production = config.production_hosts()
     server_host = url_host(context.server) if context.server else None
@@ -408,7 +417,6 @@ def execute_k8s_run(
 ) -> K8sResult:
     """Generate the manifests; with ``dry_run`` write them and return the commands, else
     apply them on the current (non-production) context, wait, collect and merge."""
-    from orchestrator.execution.lifecycle import new_manifest, prepare_run
 
     context: ClusterContext | None = None
     if not dry_run:
@@ -515,8 +523,6 @@ def _live_run(
     echo: Echo,
 ) -> K8sResult:
     """Apply, wait on status.stage, collect every runner's folder, merge."""
-    from orchestrator.execution.progress import planned_seconds
-    from orchestrator.results.merge import find_sources, judge_merged, merge_into
 
     ns, name = settings.namespace, manifests.name
     started = time.monotonic()

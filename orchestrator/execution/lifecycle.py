@@ -16,15 +16,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TextIO
-from urllib.parse import urlsplit
+from typing import Any, TextIO
 
-from orchestrator.config.egress import EgressPolicy
+from orchestrator.config import EgressPolicy, OrchConfig, Redactor, ResolvedRun, guard_run
 from orchestrator.config.k6_options import max_vus
-from orchestrator.config.model import OrchConfig, ResolvedRun
-from orchestrator.config.secrets import Redactor
-from orchestrator.core.errors import ConfigError, ExitCode, OrchError, SetupError
-from orchestrator.core.outcome import Outcome
+from orchestrator.core import ConfigError, ExitCode, OrchError, Outcome, SetupError
+from orchestrator.execution.docker import DockerRunner
+from orchestrator.execution.k6bin import find_k6
 from orchestrator.execution.progress import (
     ProgressMonitor,
     ProgressSnapshot,
@@ -42,16 +40,22 @@ from orchestrator.execution.runner import (
     K6Outcome,
     K6Runner,
     LineSink,
+    NativeRunner,
     dropped_variables,
 )
-from orchestrator.results.run_folder import RunFolder, RunManifest, iso, utc_now, write_json
-
-if TYPE_CHECKING:
-    from orchestrator.target.sandbox import TargetWatch
+from orchestrator.results import (
+    RunFolder,
+    RunManifest,
+    build_report,
+    finalize_raw,
+    iso,
+    utc_now,
+    write_json,
+)
+from orchestrator.results.report import judge_delivery_from_summary
+from orchestrator.target import USERS_FILE, target_for, users_for_run
 
 Echo = Callable[[str], None]
-
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
 @dataclass(frozen=True)
@@ -115,54 +119,6 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-@contextlib.contextmanager
-def target_for(run: ResolvedRun, run_dir: Path, echo: Echo) -> Iterator[TargetWatch]:
-    """The target of a local run with a sandbox: an orch sandbox already serving at its URL
-    (one that proves its identity), else one started here. Anything else listening there
-    is refused (SetupError, exit 4) and is sent nothing but the identity check."""
-    from orchestrator.target.sandbox import (
-        SandboxSettings,
-        TargetWatch,
-        is_listening,
-        known_sandbox,
-        start_sandbox,
-    )
-
-    if run.environment.kind != "local" or run.environment.sandbox is None:
-        yield TargetWatch()
-        return
-    parts = urlsplit(run.base_url)
-    if is_listening(run.base_url):
-        known = known_sandbox(run.base_url)
-        if known is None:
-            raise SetupError(
-                f"port {parts.port} on {parts.hostname} is taken by another program: it is not "
-                "an orch sandbox of this user (orch sent it no key and none of the run's "
-                f"requests); stop it or change environments.{run.environment_name}.base_url"
-            )
-        echo(f"target: the orch sandbox already serving at {run.base_url} (pid {known.pid})")
-        watch = TargetWatch(run.base_url, known.pid, token=known.token)
-        try:
-            yield watch
-        finally:
-            watch.close()
-        return
-    if parts.hostname not in LOOPBACK_HOSTS:
-        raise ConfigError(
-            f"environment {run.environment_name!r} has a sandbox but its base_url "
-            f"{run.base_url} is not a loopback address; use http://127.0.0.1:PORT"
-        )
-    # validated when the config was read; the port comes from base_url
-    settings = SandboxSettings.model_validate({**run.environment.sandbox, "port": parts.port or 80})
-    with start_sandbox(settings, log_path=run_dir / "sandbox.log") as sandbox:
-        echo(f"target: started the embedded sandbox at {sandbox.url} (pid {sandbox.pid})")
-        watch = TargetWatch(sandbox.url, sandbox.pid, sandbox.process, sandbox.token)
-        try:
-            yield watch
-        finally:
-            watch.close()
 
 
 def _progress_printer(echo: Echo, total_s: float | None) -> Callable[[ProgressSnapshot], None]:
@@ -261,8 +217,6 @@ def prepare_run(config: OrchConfig, run: ResolvedRun) -> PreparedRun:
 
     A folder whose script could not be rendered is removed again: it would hold nothing.
     """
-    from orchestrator.config.guard import guard_run
-    from orchestrator.target.users import USERS_FILE, users_for_run
 
     policy = guard_run(config, run, "run a load test")
     test_users = users_for_run(config.root / USERS_FILE, run.environment_name)
@@ -343,8 +297,6 @@ def compact_raw(run_dir: Path, manifest: RunManifest, echo: Echo) -> Path | None
     """Compact k6's raw CSV (see ``ingest.finalize_raw``); on any failure keep the CSV,
     note why, and return None."""
     try:
-        from orchestrator.results.ingest import finalize_raw
-
         raw = finalize_raw(run_dir)
     except KeyboardInterrupt:  # a Ctrl-C during the conversion: say so, then stop
         manifest.notes.append(
@@ -543,7 +495,6 @@ def _finish_outputs(
     """Compact the raw output and build the report, which judges the load delivered (a
     passed run that did not deliver it becomes ``load_not_delivered``, exit 10); return
     the report and the exit code. A failure here loses no file."""
-    from orchestrator.results.report import build_report, judge_delivery_from_summary
 
     compact_raw(run_dir, manifest, echo)
     manifest.save(run_dir)
@@ -579,8 +530,6 @@ def _remove_empty_run_dir(run_dir: Path) -> None:
 
 def select_runner(choice: str, *, k6_path: str | None, docker_image: str, echo: Echo) -> K6Runner:
     """The runner to use: native, docker, or auto (native when a good k6 exists)."""
-    from orchestrator.execution.k6bin import find_k6
-    from orchestrator.execution.runner import NativeRunner
 
     if choice == "native":
         binary = find_k6(k6_path)
@@ -605,8 +554,6 @@ def select_runner(choice: str, *, k6_path: str | None, docker_image: str, echo: 
 
 
 def _docker_runner(image: str) -> K6Runner:
-    from orchestrator.execution.docker import DockerRunner
-
     runner = DockerRunner(image)
     runner.version()  # raises SetupError when the engine or image is unusable or too old
     return runner

@@ -21,9 +21,8 @@ from typing import Any
 
 import jinja2
 
-from orchestrator.config.egress import EgressPolicy
-from orchestrator.config.model import OrchConfig, ResolvedRun
-from orchestrator.core.errors import ConfigError, SetupError
+from orchestrator.config import EgressPolicy, OrchConfig, ResolvedRun, guard_run
+from orchestrator.core import ConfigError, SetupError
 
 HELPERS_DIR_NAME = "k6_scripts"
 
@@ -172,8 +171,6 @@ def render_script(
     never written without it.
     """
     if policy is None:
-        from orchestrator.config.guard import guard_run
-
         policy = guard_run(config, run, "render a script")
     check_names(run)
     env = build_environment(config.templates_dir)

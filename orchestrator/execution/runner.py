@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from orchestrator.core.errors import SetupError
+from orchestrator.core import SetupError
 from orchestrator.execution.loadgen import process_sampler
-from orchestrator.results.run_folder import RunFolder
+from orchestrator.results import RunFolder
 
 LineSink = Callable[[str], None]
 

@@ -21,10 +21,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
-from orchestrator.config.model import OrchConfig, ResolvedRun
-from orchestrator.config.secrets import Redactor
-from orchestrator.core.errors import ConfigError, ExitCode, OrchError
-from orchestrator.core.outcome import Outcome
+from orchestrator.config import OrchConfig, Redactor, ResolvedRun
+from orchestrator.core import ConfigError, ExitCode, OrchError, Outcome
 from orchestrator.execution.lifecycle import (
     BlockedConnections,
     RunResult,
@@ -35,7 +33,6 @@ from orchestrator.execution.lifecycle import (
     record_outcome,
     save_quietly,
     sigterm_as_interrupt,
-    target_for,
 )
 from orchestrator.execution.progress import (
     LOOPBACK_OPENER,
@@ -50,8 +47,18 @@ from orchestrator.execution.runner import (
     K6Runner,
     dropped_variables,
 )
+from orchestrator.results import (
+    MergeSource,
+    RunFolder,
+    RunManifest,
+    combined_outcome,
+    iso,
+    judge_merged,
+    merge_into,
+    utc_now,
+)
 from orchestrator.results.delivery import combine_load_generators
-from orchestrator.results.run_folder import RunFolder, RunManifest, iso, utc_now
+from orchestrator.target import target_for
 
 Echo = Callable[[str], None]
 
@@ -312,7 +319,6 @@ def _merge_shards(
     echo: Echo,
 ) -> RunResult:
     """Compact each shard's raw output, merge them, and judge the whole run once."""
-    from orchestrator.results.merge import MergeSource, combined_outcome, judge_merged, merge_into
 
     shard_outcomes: list[Outcome | None] = [i.manifest.outcome for i in items]
     if Outcome.IO_ERROR in shard_outcomes:  # the folder cannot be written: keep it as it is

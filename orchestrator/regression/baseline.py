@@ -18,14 +18,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import __version__
-from orchestrator.core.errors import ConfigError, OrchError, SetupError
-from orchestrator.results.run_folder import RunFolder
+from orchestrator.config import OrchConfig, RegressionSettings
+from orchestrator.core import ConfigError, ExitCode, OrchError, SetupError
+from orchestrator.regression.compare import (
+    OVERALL,
+    Comparison,
+    Side,
+    compare_sides,
+    figures_by_endpoint,
+    latency_samples,
+    load_run,
+    read_results,
+    render_markdown,
+    run_outcome,
+    write_comparison,
+)
+from orchestrator.results import RunFolder, write_junit
 
 if TYPE_CHECKING:
     import numpy as np
-
-    from orchestrator.config.model import OrchConfig, RegressionSettings
-    from orchestrator.regression.compare import Comparison, Side
 
 BASELINE_KIND = "orch-baseline"
 BASELINE_SCHEMA_VERSION = 1
@@ -62,12 +73,6 @@ def _figures(entry: dict[str, Any]) -> dict[str, Any]:
 
 def make_baseline(run_dir: Path) -> dict[str, Any]:
     """The baseline document of a run folder (figures and quantile samples only)."""
-    from orchestrator.regression.compare import (
-        OVERALL,
-        figures_by_endpoint,
-        latency_samples,
-        read_results,
-    )
 
     run_dir = Path(run_dir)
     results = read_results(run_dir)
@@ -77,7 +82,6 @@ def make_baseline(run_dir: Path) -> dict[str, Any]:
             f"{run_dir} does not say which scenario and environment it ran "
             f"({RunFolder.MANIFEST}); only folders written by `orch run` can become a baseline"
         )
-    from orchestrator.regression.compare import run_outcome
 
     outcome, _code = run_outcome(run_dir, results)  # run.json's (or a later report's)
     if outcome is None or not outcome.completed:
@@ -152,8 +156,6 @@ def baseline_side(data: dict[str, Any], *, label: str) -> Side:
     """A baseline document as one side of a comparison."""
     import numpy as np
 
-    from orchestrator.regression.compare import OVERALL, Side
-
     figures: dict[str, dict[str, Any]] = {OVERALL: data.get("overall") or {}}
     for entry in data.get("endpoints") or []:
         if isinstance(entry, dict) and entry.get("name"):
@@ -170,6 +172,16 @@ def baseline_side(data: dict[str, Any], *, label: str) -> Side:
         sample_kind="quantiles",
         started_at=data.get("run_started_at"),
     )
+
+
+def load_side(path: Path) -> Side:
+    """A run folder or a baseline file (``orch baseline set``) as a side."""
+    path = Path(path)
+    if path.is_dir():
+        return load_run(path)
+    if path.is_file():
+        return baseline_side(read_baseline(path), label=path.name)
+    raise ConfigError(f"{path} does not exist; pass a run folder or a baseline file")
 
 
 @dataclass(frozen=True)
@@ -196,13 +208,11 @@ def check_against_baseline(
     The comparison goes to ``compare.md``, ``compare.json`` and ``charts/compare_p95.png``,
     and is appended to ``report.md`` as a section.
     """
-    from orchestrator.regression.compare import compare_sides, load_run, load_side, render_markdown
-    from orchestrator.regression.compare import write_comparison as write
 
     base = load_side(baseline)
     run = load_run(run_dir)
     cmp = compare_sides(base, run, settings)
-    files = write(cmp, run_dir, chart_dir=RunFolder.CHARTS)
+    files = write_comparison(cmp, run_dir, chart_dir=RunFolder.CHARTS)
     report = RunFolder(run_dir).report_path
     if report.is_file():
         section = render_markdown(cmp, chart=f"{RunFolder.CHARTS}/{files.chart.name}", heading=2)
@@ -254,8 +264,6 @@ def conclude_run(
     A regression turns a passing run's exit 0 into 8 (REGRESSION); a threshold failure
     (99) keeps its code, as do k6 errors and interruptions (those are not compared).
     """
-    from orchestrator.core.errors import ExitCode
-    from orchestrator.results.junit import write_junit
 
     final = exit_code
     if against_baseline:

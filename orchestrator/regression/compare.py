@@ -1,7 +1,8 @@
 """Compare two runs (or a run and a baseline): figures side by side, and what regressed.
 
 A *side* is a run folder (its ``results.json`` plus the raw latency points) or a baseline
-file (figures plus a compact quantile sample, see :mod:`orchestrator.regression.baseline`).
+file (figures plus a compact quantile sample, see :mod:`orchestrator.regression.baseline`,
+whose :func:`~orchestrator.regression.baseline.load_side` reads either).
 :func:`compare_sides` puts two sides next to each other per endpoint and decides, per
 endpoint, whether B regressed against A:
 
@@ -26,15 +27,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.core.errors import ConfigError, SetupError
+from orchestrator.config import RegressionSettings
+from orchestrator.core import ConfigError, SetupError
 from orchestrator.core.outcome import Outcome, not_judged_exit_code, not_judged_reason
-from orchestrator.results.model import ResultsDocument
-from orchestrator.results.run_folder import RunFolder
+from orchestrator.results import ResultsDocument, RunFolder, build_report, find_raw, load_points
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from orchestrator.config.model import RegressionSettings
+    from orchestrator.config import RegressionSettings
 
 OVERALL = "all"
 COMPARE_SCHEMA_VERSION = 1
@@ -204,8 +205,6 @@ def read_results(run_dir: Path) -> ResultsDocument:
         )
     folder = RunFolder(run_dir)
     if not folder.results_path.is_file():
-        from orchestrator.results.report import build_report
-
         build_report(run_dir)
     return folder.read_results()
 
@@ -225,8 +224,6 @@ def figures_by_endpoint(results: ResultsDocument) -> dict[str, dict[str, Any]]:
 def latency_samples(run_dir: Path, results: ResultsDocument) -> dict[str, np.ndarray]:
     """Every ``http_req_duration`` point of a run, in ms, per endpoint and for "all"."""
     import numpy as np
-
-    from orchestrator.results.ingest import find_raw, load_points
 
     raw_name = results.sources.raw_file
     raw = run_dir / raw_name if raw_name is not None else None
@@ -272,18 +269,6 @@ def run_outcome(run_dir: Path, results: ResultsDocument) -> tuple[Outcome | None
     if not_judged_reason(recorded[0]) is None and not_judged_reason(reported[0]) is not None:
         return reported
     return recorded if recorded[0] is not None else reported
-
-
-def load_side(path: Path) -> Side:
-    """A run folder or a baseline file (``orch baseline set``) as a side."""
-    path = Path(path)
-    if path.is_dir():
-        return load_run(path)
-    if path.is_file():
-        from orchestrator.regression.baseline import baseline_side, read_baseline
-
-        return baseline_side(read_baseline(path), label=path.name)
-    raise ConfigError(f"{path} does not exist; pass a run folder or a baseline file")
 
 
 # --- statistics ---------------------------------------------------------------------------
@@ -439,7 +424,6 @@ def _row(
 
 def compare_sides(a: Side, b: Side, settings: RegressionSettings | None = None) -> Comparison:
     """Compare B against A: one row for all requests, then one per endpoint, by name."""
-    from orchestrator.config.model import RegressionSettings
 
     settings = settings or RegressionSettings()
     names = [OVERALL, *sorted((set(a.figures) | set(b.figures)) - {OVERALL})]

@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.core.errors import ConfigError, SetupError
-from orchestrator.core.outcome import Outcome, not_judged_reason
+from orchestrator.core import ConfigError, Outcome, SetupError
+from orchestrator.core.outcome import not_judged_reason
 from orchestrator.regression.compare import run_outcome
-from orchestrator.results.model import ResultsDocument, read_results
-from orchestrator.results.run_folder import RunFolder
+from orchestrator.results import ResultsDocument, RunFolder, read_results
 
 HISTORY_CHART = "history.png"
 HISTORY_MARKDOWN = "history.md"

@@ -26,8 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.core.errors import ExitCode
-from orchestrator.core.outcome import Outcome
+from orchestrator.core import ExitCode, Outcome
 from orchestrator.results.model import Delivery, LoadGenerator, ScenarioDelivery
 
 DEFAULT_MIN_ACHIEVED = 0.95

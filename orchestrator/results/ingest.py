@@ -23,9 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.core.errors import ConfigError, SetupError
+from orchestrator.core import ConfigError, SetupError
 from orchestrator.results.run_folder import RunFolder
-from orchestrator.results.summary import BUILTIN_TYPES, ThresholdExpr, parse_metric_key
+from orchestrator.results.summary import (
+    BUILTIN_TYPES,
+    ThresholdExpr,
+    parse_metric_key,
+    parse_threshold,
+)
 
 if TYPE_CHECKING:
     import duckdb
@@ -620,7 +625,6 @@ def ingest_raw(
     ``metric_types`` (e.g. from the run's summary) names the types of custom metrics,
     which CSV and Parquet do not carry; NDJSON declarations take precedence.
     """
-    from orchestrator.results.summary import parse_threshold
 
     fmt, compressed = detect_format(path)
     agg = RawAggregates(path=path, fmt=fmt, compressed=compressed)

@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from orchestrator.core.errors import ConfigError, SetupError
+from orchestrator.core import ConfigError, SetupError
 from orchestrator.results.model import CheckFigures, ResultsDocument, ThresholdRow
 from orchestrator.results.run_folder import RunFolder, RunManifest
 

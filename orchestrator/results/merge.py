@@ -33,11 +33,21 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.core.errors import ConfigError, ExitCode, SetupError
-from orchestrator.core.outcome import Outcome, not_judged_exit_code
+from orchestrator import __version__
+from orchestrator.core import ConfigError, ExitCode, Outcome, SetupError
+from orchestrator.core.outcome import not_judged_exit_code
 from orchestrator.results.delivery import combine_load_generators
+from orchestrator.results.figures import manifest_thresholds, merge_thresholds
+from orchestrator.results.ingest import CSV_COLUMNS, detect_format, finalize_raw, find_raw
 from orchestrator.results.model import ResultsDocument, Verdict, read_results
-from orchestrator.results.run_folder import RunFolder, RunManifest, write_text_atomic
+from orchestrator.results.report import build_report, render_markdown, summary_thresholds
+from orchestrator.results.run_folder import RunFolder, RunManifest, iso, utc_now, write_text_atomic
+from orchestrator.results.summary import (
+    BUILTIN_TYPES,
+    parse_metric_key,
+    parse_threshold,
+    read_summary,
+)
 
 if TYPE_CHECKING:
     from orchestrator.results.report import ReportResult
@@ -101,7 +111,6 @@ def find_sources(paths: list[Path]) -> list[MergeSource]:
     A folder must hold a raw file (``raw.parquet``, ``raw.csv[.gz]``); its ``run.json`` and
     summary are used when present. Raises :class:`ConfigError` naming the path otherwise.
     """
-    from orchestrator.results.ingest import find_raw
 
     if not paths:
         raise ConfigError("give at least one run folder or raw file to merge")
@@ -257,7 +266,6 @@ def _label(path: Path) -> str:
 
 def _as_parquet(source: MergeSource, workdir: Path) -> Path:
     """The source's points as orch's Parquet file (CSV, plain or gzipped, is converted)."""
-    from orchestrator.results.ingest import detect_format, finalize_raw
 
     fmt, _compressed = detect_format(source.raw)
     if fmt == "parquet":
@@ -310,10 +318,6 @@ def _summary_types(summary_path: Path | None) -> dict[str, str]:
 
 
 def _source_thresholds(source: MergeSource) -> dict[str, list[str]]:
-    from orchestrator.results.figures import manifest_thresholds, merge_thresholds
-    from orchestrator.results.report import summary_thresholds
-    from orchestrator.results.summary import read_summary
-
     summary = None
     if source.summary_path is not None:
         try:
@@ -324,8 +328,6 @@ def _source_thresholds(source: MergeSource) -> dict[str, list[str]]:
 
 
 def _source_duration(source: MergeSource) -> float | None:
-    from orchestrator.results.summary import read_summary
-
     if source.summary_path is not None:
         try:
             duration = read_summary(source.summary_path).duration_s
@@ -345,7 +347,6 @@ def merge_into(
 
     ``thresholds`` adds declarations to those found in the sources' run.json and summaries.
     """
-    from orchestrator.results.figures import merge_thresholds
 
     if not sources:
         raise ConfigError("nothing to merge: no runner output was found")
@@ -353,7 +354,6 @@ def merge_into(
         import duckdb
     except ImportError as exc:  # pragma: no cover - a dependency of orch
         raise SetupError("duckdb is not installed; run `pip install orch`") from exc
-    from orchestrator.results.ingest import CSV_COLUMNS
 
     run_dir.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=".merge-", dir=run_dir))
@@ -413,7 +413,6 @@ def _write_merged_summary(
     sources: list[MergeSource],
 ) -> None:
     """A handleSummary-shaped file with types and duration, and no statistic or verdict."""
-    from orchestrator.results.summary import BUILTIN_TYPES, parse_metric_key
 
     metrics: dict[str, Any] = {}
     for key in [*types, *thresholds]:
@@ -469,7 +468,6 @@ def judge_merged(
     ``save_outcome(outcome, code)`` writes it into run.json; results.json and report.md
     are then brought up to date without a second ingest.
     """
-    from orchestrator.results.report import build_report, render_markdown
 
     report = build_report(run_dir)
     results = read_results(report.results_path)
@@ -490,7 +488,6 @@ def _judge_empty_metrics(results: ResultsDocument) -> bool | None:
     """Judge thresholds whose metric has no point at all as k6 does: on an empty metric's
     zero value (k6 reports ``vus_max value>=1`` crossed with value 0 when no sample came).
     Updates ``results``' rows and verdict in place; returns the overall verdict."""
-    from orchestrator.results.summary import parse_threshold
 
     for row in results.thresholds:
         if row.ok is not None or row.measured is not None:
@@ -518,8 +515,6 @@ def merge_runs(
 
     The folder is ``out_dir``, or ``results_dir/<UTC timestamp>_merged_<scenario>``.
     """
-    from orchestrator import __version__
-    from orchestrator.results.run_folder import iso, utc_now
 
     sources = find_sources(inputs)
     check_sources(sources)

@@ -16,8 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
 from pydantic import ValidationError as _ValidationError
 
-from orchestrator.core.errors import ConfigError
-from orchestrator.core.outcome import Outcome
+from orchestrator.core import ConfigError, Outcome
 
 SCHEMA_VERSION = 1
 # int or float, kept as given (pydantic's smart union does not turn 3 into 3.0)

@@ -16,12 +16,25 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import __version__
-from orchestrator.core.errors import ConfigError, ExitCode, SetupError
-from orchestrator.core.outcome import Outcome
-from orchestrator.core.paths import TEMPLATES_DIR
+from orchestrator.core import TEMPLATES_DIR, ConfigError, ExitCode, Outcome, SetupError
+from orchestrator.results.charts import render_charts
 from orchestrator.results.delivery import judge_outcome
+from orchestrator.results.figures import (
+    build_results,
+    delivery_of,
+    manifest_thresholds,
+    merge_thresholds,
+)
+from orchestrator.results.ingest import (
+    RAW_CANDIDATES,
+    RawAggregates,
+    find_raw,
+    ingest_raw,
+    verify_raw,
+)
 from orchestrator.results.model import ChartEntry, ResultsDocument
 from orchestrator.results.run_folder import RunFolder, RunManifest, write_text_atomic
+from orchestrator.results.summary import Summary, read_summary
 
 TEMPLATE = "report.md.j2"
 SUMMARY_CANDIDATES = (RunFolder.SUMMARY, "handle_summary.json", "summary-handle.json")
@@ -62,8 +75,6 @@ def _summary_file(run_dir: Path, manifest: RunManifest) -> Path | None:
 
 
 def _raw_file(run_dir: Path, manifest: RunManifest) -> Path | None:
-    from orchestrator.results.ingest import find_raw
-
     named = manifest.files.get("raw")
     if named is not None and (run_dir / named).is_file():
         return run_dir / named
@@ -73,7 +84,6 @@ def _raw_file(run_dir: Path, manifest: RunManifest) -> Path | None:
 def _require_k6_output(run_dir: Path) -> None:
     """Refuse a folder without run.json that holds no k6 output either (an empty folder,
     a typo): it is not a run, and nothing is written into it."""
-    from orchestrator.results.ingest import RAW_CANDIDATES, find_raw
 
     if find_raw(run_dir) is not None or any(
         (run_dir / name).is_file() and (run_dir / name).stat().st_size > 0
@@ -112,9 +122,6 @@ def build_report(run_dir: Path, *, raw_file: Path | None = None) -> ReportResult
     Raises :class:`ConfigError` when ``run_dir`` is not a folder or a given raw file is
     unreadable, and :class:`SetupError` when the folder cannot be written.
     """
-    from orchestrator.results.figures import build_results, manifest_thresholds, merge_thresholds
-    from orchestrator.results.ingest import RawAggregates, ingest_raw
-    from orchestrator.results.summary import Summary, read_summary
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -193,8 +200,6 @@ def build_report(run_dir: Path, *, raw_file: Path | None = None) -> ReportResult
         notes.append(f"{agg.untagged_http_points} request(s) carried neither a name nor a url tag")
 
     try:
-        from orchestrator.results.charts import render_charts
-
         charts = render_charts(run_dir, agg, results)
         results.charts = [ChartEntry(key=c.key, title=c.title, file=c.file) for c in charts]
         results.notes = notes
@@ -227,8 +232,6 @@ def judge_delivery_from_summary(
 ) -> tuple[Outcome, ExitCode] | None:
     """The outcome a run takes for its delivery, judged from k6's summary alone (no report
     is built: ``orch run --no-report``); None when it stands or there is no summary."""
-    from orchestrator.results.figures import delivery_of
-    from orchestrator.results.summary import read_summary
 
     path = _summary_file(run_dir, manifest)
     if path is None:
@@ -385,7 +388,6 @@ def import_raw(
     The raw file is copied in unchanged (any format, plain or gzipped); a minimal run.json
     records where it came from.
     """
-    from orchestrator.results.ingest import verify_raw
 
     if not raw.is_file():
         raise ConfigError(f"the raw file {raw} does not exist; pass k6's --out json/csv file")
@@ -398,8 +400,6 @@ def import_raw(
     if summary is not None and not summary.is_file():
         raise ConfigError(f"the summary file {summary} does not exist")
     if summary is not None:
-        from orchestrator.results.summary import read_summary
-
         read_summary(summary)  # fail early, with the file named, if it is not a summary
     if out_dir is None:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

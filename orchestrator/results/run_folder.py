@@ -28,8 +28,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from orchestrator import __version__
-from orchestrator.core.errors import ConfigError, SetupError
-from orchestrator.core.outcome import Outcome
+from orchestrator.core import ConfigError, Outcome, SetupError
 from orchestrator.results.model import ResultsDocument, read_results
 
 MANIFEST_SCHEMA_VERSION = 1

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.core.errors import ConfigError
+from orchestrator.core import ConfigError
 
 # Types of k6's built-in metrics, for files that do not declare them.
 BUILTIN_TYPES: dict[str, str] = {

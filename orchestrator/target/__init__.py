@@ -1,2 +1,56 @@
 """The system under test: the embedded sandbox, endpoint verification, test users and
-environment readiness."""
+environment readiness (`orch env check`)."""
+
+from __future__ import annotations
+
+from orchestrator.target.readiness import Check, check_environment, required_variables
+from orchestrator.target.sandbox import (
+    SandboxProcess,
+    is_listening,
+    serve,
+    start_sandbox,
+    target_for,
+)
+from orchestrator.target.users import (
+    OWNED_TABLES,
+    USERS_FILE,
+    CredentialsFile,
+    LocalAuthStore,
+    SupabaseAdminStore,
+    UserStore,
+    cleanup_users,
+    create_users,
+    list_users,
+    users_for_run,
+)
+from orchestrator.target.verify import (
+    VerifyReport,
+    save_record,
+    verify_environment,
+    write_enrichment_endpoint,
+)
+
+__all__ = [
+    "OWNED_TABLES",
+    "USERS_FILE",
+    "Check",
+    "CredentialsFile",
+    "LocalAuthStore",
+    "SandboxProcess",
+    "SupabaseAdminStore",
+    "UserStore",
+    "VerifyReport",
+    "check_environment",
+    "cleanup_users",
+    "create_users",
+    "is_listening",
+    "list_users",
+    "required_variables",
+    "save_record",
+    "serve",
+    "start_sandbox",
+    "target_for",
+    "users_for_run",
+    "verify_environment",
+    "write_enrichment_endpoint",
+]

@@ -7,11 +7,20 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.config.egress import EgressPolicy, pinned_conninfo, url_host
-from orchestrator.config.guard import guard_environment, refuse_production_kind
-from orchestrator.config.model import OrchConfig, env_refs, expand_env_refs
-from orchestrator.config.secrets import sandbox_provided_variable
-from orchestrator.core.errors import ConfigError, OrchError, RefusedError
+from orchestrator.config import (
+    EgressPolicy,
+    OrchConfig,
+    env_refs,
+    expand_env_refs,
+    guard_environment,
+    pinned_conninfo,
+    refuse_production_kind,
+    sandbox_provided_variable,
+    url_host,
+)
+from orchestrator.core import ConfigError, OrchError, RefusedError
+from orchestrator.db import pending_migrations
+from orchestrator.db.connection import connect, redact_url
 
 if TYPE_CHECKING:
     from orchestrator.config.egress_http import CheckedClient
@@ -122,7 +131,7 @@ def egress_checks(config: OrchConfig, name: str, policy: EgressPolicy) -> list[C
 def check_environment(config: OrchConfig, name: str) -> list[Check]:
     """Variables, the allow-list, API and N8N reachability, database reachability and
     migrations. Every connection goes through the environment's allow-list."""
-    from orchestrator.config.egress_http import http_client
+    from orchestrator.config.egress_http import http_client  # lazy: loads httpx
 
     env = config.environment(name)
     refuse_production_kind(name, env.kind, ACTION)
@@ -219,9 +228,6 @@ def _database_check(config: OrchConfig, name: str, policy: EgressPolicy) -> Chec
             f"set environments.{name}.database_url (e.g. ${{STAGING_DATABASE_URL}})",
         )
     try:
-        from orchestrator.db.connection import connect, redact_url
-        from orchestrator.db.migrations import pending_migrations
-
         url = expand_env_refs(env.database_url, "database_url")
         settings = config.database
         with connect(pinned_conninfo(policy, url, ACTION)) as conn:

@@ -29,7 +29,6 @@ import base64
 import contextlib
 import hashlib
 import hmac
-import ipaddress
 import json
 import math
 import os
@@ -42,35 +41,21 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from orchestrator.core.errors import ConfigError, SetupError
-
-# Names of the sandbox's business endpoints, used in stats and in `endpoint_latency_ms`.
-ENDPOINT_NAMES = ("webhook", "enrichment", "email-enqueue", "email-queue")
-
-# The N8N workflow (webhook path prefix) the LinkedIn scraper is exported as.
-LINKEDIN_WORKFLOW = "linkedin-scraper"
-# The N8N workflow that does enrichment when `enrichment_variant` is "n8n".
-N8N_ENRICHMENT_WORKFLOW = "prospect-enrichment"
-
-EnrichmentVariant = Literal["prospects-enrichment", "prospects-enrich", "enrichment", "n8n"]
-WebhookAuth = Literal["none", "api-key", "bearer"]
-
-# The request each enrichment variant answers (method, path pattern), in probing order.
-ENRICHMENT_ROUTES: dict[str, str] = {
-    "prospects-enrichment": "POST /prospects/{id}/enrichment",
-    "prospects-enrich": "POST /prospects/{id}/enrich",
-    "enrichment": "POST /enrichment",
-    "n8n": f"POST /webhook/{N8N_ENRICHMENT_WORKFLOW}/{{id}}",
-}
+from orchestrator.config import (
+    ENDPOINT_NAMES,
+    N8N_ENRICHMENT_WORKFLOW,
+    ResolvedRun,
+    SandboxSettings,
+    settings_from_mapping,
+)
+from orchestrator.core import ConfigError, SetupError
 
 SETTINGS_ENV = "ORCH_SANDBOX_SETTINGS"  # the child process reads its settings (JSON) here
 READY_FILE_ENV = "ORCH_SANDBOX_READY_FILE"  # the child writes {"port", "pid"} here once bound
@@ -78,144 +63,11 @@ PARENT_PID_ENV = "ORCH_SANDBOX_PARENT_PID"  # the child exits when this parent i
 TOKEN_ENV = "ORCH_SANDBOX_TOKEN"  # the child's identity token, chosen by the parent
 IDENTITY_PATH = "/__sandbox/identity"
 SERVICE_NAME = "orch-sandbox"
+CHILD_MODULE = "orchestrator.target.sandbox_child"  # what start_sandbox runs with python -m
 
 MAX_BODY_BYTES = 1 << 20
 START_TIMEOUT_SECONDS = 15.0
 STOP_TIMEOUT_SECONDS = 5.0
-
-
-class SandboxSettings(BaseModel):
-    """How the sandbox behaves; embedded in orch.yaml under ``environments.<env>.sandbox``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    host: str = Field(
-        default="127.0.0.1",
-        description="Loopback address to bind (127.0.0.0/8, ::1 or localhost); nothing else.",
-    )
-    port: int = Field(default=8765, ge=0, le=65535, description="TCP port; 0 picks a free one.")
-    latency_ms_median: float = Field(
-        default=2.0,
-        ge=0,
-        le=60_000,
-        description="Median of the added lognormal latency (0 = none).",
-    )
-    latency_ms_p95: float = Field(
-        default=6.0, ge=0, le=60_000, description="95th percentile of the added lognormal latency."
-    )
-    endpoint_latency_ms: dict[str, float] = Field(
-        default_factory=dict,
-        description="Extra fixed latency per endpoint name "
-        f"({', '.join(ENDPOINT_NAMES)}), e.g. to inject a regression on one endpoint.",
-    )
-    error_rate: float = Field(
-        default=0.0, ge=0, le=1, description="Share of business requests answered 500 (random)."
-    )
-    rate_limit_per_minute: int | None = Field(
-        default=None, gt=0, description="Token-bucket refill in requests/minute; None = no limit."
-    )
-    rate_limit_burst: int | None = Field(
-        default=None,
-        gt=0,
-        description="Bucket capacity; None = rate_limit_per_minute (the Claude API refills "
-        "continuously up to the per-minute maximum).",
-    )
-    rate_limited_endpoints: list[str] = Field(
-        default_factory=lambda: ["enrichment"],
-        description="Endpoints sharing the one token bucket.",
-    )
-    enrichment_variant: EnrichmentVariant = Field(
-        default="prospects-enrichment",
-        description="Which enrichment endpoint exists: "
-        + "; ".join(f"{k}: {v}" for k, v in ENRICHMENT_ROUTES.items()),
-    )
-    webhook_auth: WebhookAuth = Field(
-        default="none",
-        description="Auth the N8N webhooks demand: none, api-key (header) or bearer.",
-    )
-    webhook_api_key_header: str = Field(
-        default="X-N8N-API-KEY",
-        min_length=1,
-        description="Header holding the key for api-key auth.",
-    )
-    webhook_secret_env: str = Field(
-        default="ORCH_SANDBOX_WEBHOOK_SECRET",
-        min_length=1,
-        description="Name of the environment variable holding the expected key or bearer "
-        "secret (the value itself is never stored in settings).",
-    )
-    webhook_workflows: list[str] = Field(
-        default_factory=lambda: [LINKEDIN_WORKFLOW],
-        description="Workflow names whose webhooks are registered (others 404, as in N8N).",
-    )
-    email_send_rate_per_second: float = Field(
-        default=50.0, gt=0, description="How fast each campaign's email queue drains."
-    )
-    seed: int | None = Field(default=None, description="Seed for latency and error draws.")
-
-    @field_validator("host")
-    @classmethod
-    def _loopback_only(cls, value: str) -> str:
-        if value.lower() == "localhost":
-            return "127.0.0.1"
-        try:
-            address = ipaddress.ip_address(value.strip("[]"))
-        except ValueError:
-            raise ValueError(
-                f"host {value!r} is not an IP address; the sandbox binds loopback only "
-                "(127.0.0.1, ::1 or localhost)"
-            ) from None
-        if not address.is_loopback:
-            raise ValueError(
-                f"host {value!r} is not a loopback address; the sandbox binds loopback only "
-                "(127.0.0.1, ::1 or localhost)"
-            )
-        return str(address)
-
-    @field_validator("endpoint_latency_ms")
-    @classmethod
-    def _known_endpoints(cls, value: dict[str, float]) -> dict[str, float]:
-        for name, ms in value.items():
-            if name not in ENDPOINT_NAMES:
-                raise ValueError(f"unknown endpoint {name!r}; known: {', '.join(ENDPOINT_NAMES)}")
-            if ms < 0:
-                raise ValueError(f"latency for {name!r} must be ≥ 0 ms, got {ms}")
-        return value
-
-    @field_validator("rate_limited_endpoints")
-    @classmethod
-    def _known_limited(cls, value: list[str]) -> list[str]:
-        for name in value:
-            if name not in ENDPOINT_NAMES:
-                raise ValueError(f"unknown endpoint {name!r}; known: {', '.join(ENDPOINT_NAMES)}")
-        return value
-
-    @model_validator(mode="after")
-    def _p95_not_below_median(self) -> SandboxSettings:
-        if self.latency_ms_p95 < self.latency_ms_median:
-            raise ValueError(
-                f"latency_ms_p95 ({self.latency_ms_p95}) must be ≥ latency_ms_median "
-                f"({self.latency_ms_median})"
-            )
-        return self
-
-    def url_for(self, port: int) -> str:
-        """The base URL of a sandbox bound to ``host`` and ``port``."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{port}"
-
-
-def settings_from_mapping(data: dict[str, Any], where: str = "sandbox settings") -> SandboxSettings:
-    """Validate settings, turning pydantic's errors into one :class:`ConfigError` line each."""
-    try:
-        return SandboxSettings.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            message = str(err["msg"]).removeprefix("Value error, ")
-            problems.append(f"{where}: {key}: {message}")
-        raise ConfigError("; ".join(problems)) from None
 
 
 # --------------------------------------------------------------------------- the ASGI app
@@ -858,7 +710,7 @@ class SandboxProcess:
 
 
 def start_sandbox(settings: SandboxSettings, *, log_path: Path | None = None) -> SandboxProcess:
-    """Start ``python -m orchestrator.target.sandbox`` in the background and wait for ``/health``.
+    """Start the sandbox in a child process (:data:`CHILD_MODULE`); wait for ``/health``.
 
     Raises :class:`SetupError` naming the port when it cannot start (e.g. port in use).
     """
@@ -881,7 +733,7 @@ def start_sandbox(settings: SandboxSettings, *, log_path: Path | None = None) ->
     log = open(log_path, "ab") if log_path is not None else None  # noqa: SIM115
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.target.sandbox"],
+            [sys.executable, "-m", CHILD_MODULE],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log or subprocess.DEVNULL,
@@ -1028,8 +880,53 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _main() -> int:
-    """Entry point of ``python -m orchestrator.target.sandbox`` (settings from the environment)."""
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+Echo = Callable[[str], None]
+
+
+@contextlib.contextmanager
+def target_for(run: ResolvedRun, run_dir: Path, echo: Echo) -> Iterator[TargetWatch]:
+    """The target of a local run with a sandbox: an orch sandbox already serving at its URL
+    (one that proves its identity), else one started here. Anything else listening there
+    is refused (SetupError, exit 4) and is sent nothing but the identity check."""
+    if run.environment.kind != "local" or run.environment.sandbox is None:
+        yield TargetWatch()
+        return
+    parts = urlsplit(run.base_url)
+    if is_listening(run.base_url):
+        known = known_sandbox(run.base_url)
+        if known is None:
+            raise SetupError(
+                f"port {parts.port} on {parts.hostname} is taken by another program: it is not "
+                "an orch sandbox of this user (orch sent it no key and none of the run's "
+                f"requests); stop it or change environments.{run.environment_name}.base_url"
+            )
+        echo(f"target: the orch sandbox already serving at {run.base_url} (pid {known.pid})")
+        watch = TargetWatch(run.base_url, known.pid, token=known.token)
+        try:
+            yield watch
+        finally:
+            watch.close()
+        return
+    if parts.hostname not in LOOPBACK_HOSTS:
+        raise ConfigError(
+            f"environment {run.environment_name!r} has a sandbox but its base_url "
+            f"{run.base_url} is not a loopback address; use http://127.0.0.1:PORT"
+        )
+    # validated when the config was read; the port comes from base_url
+    settings = SandboxSettings.model_validate({**run.environment.sandbox, "port": parts.port or 80})
+    with start_sandbox(settings, log_path=run_dir / "sandbox.log") as sandbox:
+        echo(f"target: started the embedded sandbox at {sandbox.url} (pid {sandbox.pid})")
+        watch = TargetWatch(sandbox.url, sandbox.pid, sandbox.process, sandbox.token)
+        try:
+            yield watch
+        finally:
+            watch.close()
+
+
+def serve_from_environment() -> int:
+    """The sandbox child process (:mod:`orchestrator.target.sandbox_child`): settings from the
+    environment, an exit code back."""
     raw = os.environ.get(SETTINGS_ENV)
     try:
         settings = settings_from_mapping(json.loads(raw) if raw else {}, SETTINGS_ENV)
@@ -1057,6 +954,3 @@ def _main() -> int:
         return 4
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(_main())

@@ -27,21 +27,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from orchestrator.config.egress import EgressPolicy
-from orchestrator.core.errors import ConfigError, DatabaseError, RefusedError, SetupError
+from orchestrator.config import EgressPolicy, is_test_domain
+from orchestrator.core import ConfigError, DatabaseError, RefusedError, SetupError
+from orchestrator.db import connect
 
 USERS_FILE = Path("tests/load/data/test-users.json")
 DEFAULT_DOMAIN = "test.sales-machine.com"
 # Child tables first: meetings and conversation rows point at prospects, prospects at campaigns.
 OWNED_TABLES = ("ai_conversation_log", "meetings", "prospects", "campaigns")
-TEST_TLDS = {"test", "example", "invalid", "localhost"}
 _EMAIL = re.compile(r"^loadtest-user-(\d+)@([a-z0-9.-]+)$")
-
-
-def is_test_domain(domain: str) -> bool:
-    """Whether a domain is reserved for tests (RFC 2606) or named ``test.…``."""
-    labels = domain.lower().rstrip(".").split(".")
-    return len(labels) >= 2 and (labels[0] == "test" or labels[-1] in TEST_TLDS)
 
 
 def check_domain(domain: str) -> None:
@@ -92,8 +86,6 @@ class LocalAuthStore:
         self._ensure_table()
 
     def _connect(self) -> Any:
-        from orchestrator.db.connection import connect
-
         return connect(self.url, autocommit=True)
 
     def _ensure_table(self) -> None:
@@ -157,7 +149,7 @@ class SupabaseAdminStore:
         the key never leaves the allow-list)."""
         import httpx
 
-        from orchestrator.config.egress_http import http_client
+        from orchestrator.config.egress_http import http_client  # lazy: loads httpx
 
         headers = {
             "apikey": self._key,
@@ -300,7 +292,6 @@ def cleanup_users(
     dry_run: bool = False,
 ) -> CleanupResult:
     """Delete test users and every row they own; refuse any non-test account."""
-    from orchestrator.db.connection import connect
 
     check_domain(domain)
     users = store.list_users()
@@ -371,7 +362,6 @@ def list_users(
     store: UserStore, database_url: str, credentials: CredentialsFile, environment: str, domain: str
 ) -> list[UserRow]:
     """Test users with their data counts and when a run last used them."""
-    from orchestrator.db.connection import connect
 
     saved = {u["email"]: u for u in credentials.users(environment)}
     found = []

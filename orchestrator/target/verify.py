@@ -26,18 +26,28 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
 import yaml
 
-from orchestrator.config.egress_http import CheckedClient, http_client
-from orchestrator.config.endpoints import ENDPOINT_SUFFIX, EndpointSpec, parse_endpoint
-from orchestrator.config.guard import guard_run, refuse_production_kind
-from orchestrator.config.model import OrchConfig, ResolvedRun, load_config, resolve_run
-from orchestrator.config.secrets import Redactor
-from orchestrator.core.errors import ConfigError, SetupError
+from orchestrator.config import (
+    ENDPOINT_SUFFIX,
+    EndpointSpec,
+    OrchConfig,
+    Redactor,
+    ResolvedRun,
+    guard_run,
+    load_config,
+    parse_endpoint,
+    refuse_production_kind,
+    resolve_run,
+)
+from orchestrator.core import ConfigError, SetupError
+from orchestrator.target.sandbox import target_for
+
+if TYPE_CHECKING:
+    from orchestrator.config.egress_http import CheckedClient
 
 ENRICHMENT_VAR = "enrichment_endpoint"
 PROBE_ID = "orch-verify-probe"
@@ -206,6 +216,8 @@ def send(
 
     A redirect is reported, never followed.
     """
+    import httpx  # lazy: httpx loads only for commands that make HTTP calls
+
     started = time.perf_counter()
     try:
         response = client.request(method, url, headers=headers or {}, content=body)
@@ -455,8 +467,6 @@ def check_endpoint(
 @contextlib.contextmanager
 def _target(run: ResolvedRun, echo: Echo) -> Iterator[None]:
     """For a local environment with a sandbox, start it when nothing listens (as `orch run`)."""
-    from orchestrator.execution.lifecycle import target_for
-
     with (
         tempfile.TemporaryDirectory(prefix="orch-verify-") as tmp,
         target_for(run, Path(tmp), echo),
@@ -487,6 +497,9 @@ def verify_environment(
     )
     redact = Redactor([v for run in runs for v in run.secret_env.values()])
     assert policy is not None
+    # lazy: orch's HTTP client loads httpx, which only commands that make HTTP calls need
+    from orchestrator.config.egress_http import http_client
+
     with _target(first, echo), http_client(policy, "verify endpoints", timeout=timeout) as client:
         webhooks: dict[str, tuple[ResolvedRun, list[str]]] = {}
         for run in runs:
