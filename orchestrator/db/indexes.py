@@ -121,9 +121,6 @@ class IndexReport:
     def missing(self) -> list[DesiredStatus]:
         return [status for status in self.statuses if status.status is Status.MISSING]
 
-    def by_name(self, name: str) -> ExistingIndex | None:
-        return next((index for index in self.existing if index.name == name), None)
-
 
 _INDEX_QUERY = """
 SELECT c.relname AS table_name,

@@ -60,7 +60,6 @@ Echo = Callable[[str], None]
 API_VERSION = "k6.io/v1alpha1"
 MANIFESTS_DIR = "k8s"
 RESULTS_MOUNT = "/results"  # where each runner sees its own folder on the shared claim
-SCRIPT_MOUNT = "/test"  # where the k6-operator mounts spec.script.configMap
 CONFIGMAP_LIMIT = 1_000_000  # bytes; Kubernetes refuses ConfigMaps over 1 MiB
 K6_UID = 12345  # the grafana/k6 image's user
 MAX_PARALLELISM = 1000
