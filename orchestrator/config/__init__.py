@@ -22,6 +22,12 @@ from orchestrator.config.guard import (
     guard_run,
     refuse_production_kind,
 )
+from orchestrator.config.k6_options import (
+    ARRIVAL_RATE_EXECUTORS,
+    max_vus,
+    parse_duration,
+    planned_seconds,
+)
 from orchestrator.config.model import (
     DEFAULT_DOCKER_IMAGE,
     ClaudeTier,
@@ -53,6 +59,7 @@ from orchestrator.config.secrets import (
 )
 
 __all__ = [
+    "ARRIVAL_RATE_EXECUTORS",
     "DEFAULT_DOCKER_IMAGE",
     "ENDPOINT_NAMES",
     "ENDPOINT_SUFFIX",
@@ -82,9 +89,12 @@ __all__ = [
     "is_test_domain",
     "load_config",
     "load_dotenv",
+    "max_vus",
     "normalize_host",
+    "parse_duration",
     "parse_endpoint",
     "pinned_conninfo",
+    "planned_seconds",
     "redact_url",
     "refuse_production_kind",
     "resolve_run",

@@ -11,7 +11,7 @@ from orchestrator.core.errors import (
     RefusedError,
     SetupError,
 )
-from orchestrator.core.outcome import Outcome
+from orchestrator.core.outcome import Outcome, not_judged_exit_code, not_judged_reason
 from orchestrator.core.paths import (
     DEFAULT_CONFIG,
     K6_SCRIPTS_DIR,
@@ -34,4 +34,6 @@ __all__ = [
     "Outcome",
     "RefusedError",
     "SetupError",
+    "not_judged_exit_code",
+    "not_judged_reason",
 ]

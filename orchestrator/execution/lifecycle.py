@@ -18,8 +18,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from orchestrator.config import EgressPolicy, OrchConfig, Redactor, ResolvedRun, guard_run
-from orchestrator.config.k6_options import max_vus
+from orchestrator.config import (
+    EgressPolicy,
+    OrchConfig,
+    Redactor,
+    ResolvedRun,
+    guard_run,
+    max_vus,
+)
 from orchestrator.core import ConfigError, ExitCode, OrchError, Outcome, SetupError
 from orchestrator.execution.docker import DockerRunner
 from orchestrator.execution.k6bin import find_k6

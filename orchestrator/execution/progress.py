@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # k6's durations are read in one place; planned_seconds is imported from here by the runs
-from orchestrator.config.k6_options import planned_seconds as planned_seconds
+from orchestrator.config import planned_seconds as planned_seconds
 
 # k6's REST API listens on loopback: no proxy variable (HTTP_PROXY, ...) may send these
 # requests to another host, so the opener has no proxy handler at all.

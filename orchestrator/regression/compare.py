@@ -28,8 +28,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.config import RegressionSettings
-from orchestrator.core import ConfigError, SetupError
-from orchestrator.core.outcome import Outcome, not_judged_exit_code, not_judged_reason
+from orchestrator.core import (
+    ConfigError,
+    Outcome,
+    SetupError,
+    not_judged_exit_code,
+    not_judged_reason,
+)
 from orchestrator.results import ResultsDocument, RunFolder, build_report, find_raw, load_points
 
 if TYPE_CHECKING:

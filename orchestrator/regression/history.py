@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.core import ConfigError, Outcome, SetupError
-from orchestrator.core.outcome import not_judged_reason
+from orchestrator.core import ConfigError, Outcome, SetupError, not_judged_reason
 from orchestrator.regression.compare import run_outcome
 from orchestrator.results import ResultsDocument, RunFolder, read_results
 

@@ -22,24 +22,20 @@ planned. :func:`judge_outcome` turns a ``passed`` run that was not delivered int
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.config import ARRIVAL_RATE_EXECUTORS, max_vus, parse_duration
 from orchestrator.core import ExitCode, Outcome
 from orchestrator.results.model import Delivery, LoadGenerator, ScenarioDelivery
 
 DEFAULT_MIN_ACHIEVED = 0.95
 DEFAULT_MAX_DROPPED = 0.01
-ARRIVAL_RATE = ("constant-arrival-rate", "ramping-arrival-rate")
+ARRIVAL_RATE = ARRIVAL_RATE_EXECUTORS
 # The load generator (k6) is saturated when, in more than half of its samples, it used at
 # least 90 % of the cores it could use (execution/loadgen.py samples it).
 SATURATED_SHARE_OF_CORES = 0.9
 SATURATED_SHARE_OF_RUN = 0.5
-
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d)")
-_UNIT_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
-           "d": 86400.0}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -64,18 +60,12 @@ class Rule:
 
 
 def seconds(value: Any) -> float | None:
-    """A k6 duration in seconds (a number is milliseconds, as k6 reads it); None if unreadable."""
-    if isinstance(value, bool):
+    """A k6 duration in seconds, read by k6's rules (a number is milliseconds:
+    :func:`orchestrator.config.k6_options.parse_duration`); None if unreadable."""
+    try:
+        return parse_duration(value)
+    except ValueError:
         return None
-    if isinstance(value, int | float):
-        return float(value) / 1000.0
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    parts = _PART.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        return None
-    return sum(float(n) * _UNIT_S[u] for n, u in parts)
 
 
 def _number(value: Any) -> float | None:
@@ -115,14 +105,11 @@ def planned_iterations(options: dict[str, Any]) -> float | None:
 
 
 def configured_max_vus(options: dict[str, Any]) -> int | None:
-    """The VUs an arrival-rate executor may grow to (``maxVUs``, else ``preAllocatedVUs``)."""
+    """The VUs an arrival-rate executor may grow to (``maxVUs``, else ``preAllocatedVUs``:
+    :func:`orchestrator.config.k6_options.max_vus`); None for the other executors."""
     if options.get("executor") not in ARRIVAL_RATE:
         return None
-    for key in ("maxVUs", "preAllocatedVUs"):
-        value = _number(options.get(key))
-        if value is not None:
-            return int(value)
-    return None
+    return max_vus(options)
 
 
 def k6_scenarios(load_profile: dict[str, Any] | None, default_name: str) -> dict[str, Any]:

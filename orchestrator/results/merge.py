@@ -34,8 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import __version__
-from orchestrator.core import ConfigError, ExitCode, Outcome, SetupError
-from orchestrator.core.outcome import not_judged_exit_code
+from orchestrator.core import ConfigError, ExitCode, Outcome, SetupError, not_judged_exit_code
 from orchestrator.results.delivery import combine_load_generators
 from orchestrator.results.figures import manifest_thresholds, merge_thresholds
 from orchestrator.results.ingest import CSV_COLUMNS, detect_format, finalize_raw, find_raw
