@@ -7,7 +7,13 @@ from pathlib import Path
 
 import click
 
-from orchestrator.core import ConfigError, ExitCode, OrchError
+from orchestrator.core import (
+    ConfigError,
+    ExitCode,
+    OrchError,
+    not_judged_exit_code,
+    not_judged_reason,
+)
 
 
 def _default_results_dir(config_file: str | None) -> Path:
@@ -54,7 +60,8 @@ def _default_results_dir(config_file: str | None) -> Path:
 @click.option(
     "--fail-on-thresholds",
     is_flag=True,
-    help="Exit 99 when a threshold was crossed (as `orch run` does).",
+    help="Exit 99 when a threshold was crossed (as `orch run` does); a run that did not "
+    "complete exits with its own code (5 unfinished or k6 error, 130 interrupted, ...).",
 )
 def report_command(
     run_dirs: tuple[Path, ...],
@@ -72,6 +79,9 @@ def report_command(
     that is truncated or corrupt is refused (exit 3) and leaves no folder. A folder that
     holds neither run.json nor k6 output is refused (exit 3) and left untouched.
 
+    Only a complete run (outcome passed or thresholds_failed in run.json) is judged; an
+    unfinished or failed one is reported as NOT JUDGED.
+
     Example:
 
         orch report results/20260101T120000Z_linkedin-scrape_local
@@ -80,7 +90,7 @@ def report_command(
 
         orch report --merge results/RUN/shards/1 results/RUN/shards/2 --out merged
     """
-    from orchestrator.results.report import build_report, report_import  # lazy: keeps --help fast
+    from orchestrator.results import build_report, report_import  # lazy: keeps --help fast
 
     if merge:
         _merge(run_dirs, out_dir, config_file, raw_from, summary)
@@ -100,6 +110,13 @@ def report_command(
         result = build_report(run_dir)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
+    why = not_judged_reason(result.outcome)
+    if why is not None:  # unfinished or failed: never PASSED, never a threshold verdict
+        click.echo(f"NOT JUDGED: the run ended as {result.outcome}: {why}; "
+                   f"report: {result.report_path}")  # fmt: skip
+        if fail_on_thresholds:
+            sys.exit(not_judged_exit_code(result.outcome, result.exit_code))
+        return
     verdict = _verdict(result.thresholds_ok, result.thresholds_failed)
     click.echo(f"{verdict}; report: {result.report_path}")
     if fail_on_thresholds and result.thresholds_ok is False:

@@ -17,7 +17,7 @@ from orchestrator.results.merge import (
     merge_runs,
 )
 from orchestrator.results.model import ResultsDocument, read_results
-from orchestrator.results.report import ReportResult, build_report, import_raw
+from orchestrator.results.report import ReportResult, build_report, import_raw, report_import
 from orchestrator.results.run_folder import RunFolder, RunManifest, iso, utc_now, write_json
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "merge_into",
     "merge_runs",
     "read_results",
+    "report_import",
     "utc_now",
     "write_json",
     "write_junit",
