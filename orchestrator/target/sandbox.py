@@ -513,11 +513,30 @@ def serve(
     if on_ready is not None:
         on_ready(url)
     try:
-        server.run(sockets=[sock])
+        with _sigterm_as_exit():
+            server.run(sockets=[sock])
     finally:
         sock.close()
         if registered is not None:
             _unregister(registered)
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """SIGTERM ends the process through SystemExit, so ``finally`` blocks run (uvicorn shuts
+    down on SIGTERM, then raises it again with the handler it found: this one)."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def is_listening(url: str, timeout: float = 0.25) -> bool:
@@ -587,6 +606,10 @@ def _register(host: str, port: int, token: str) -> Path | None:
     folder = identity_dir()
     if not _private_dir(folder):
         return None
+    for old in folder.glob("sandbox-*.json"):  # files of sandboxes that were killed
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            if not _pid_alive(int(json.loads(old.read_text(encoding="utf-8"))["pid"])):
+                old.unlink()
     path = identity_file(host, port)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
