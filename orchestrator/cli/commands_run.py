@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from orchestrator.cli.options import config_option, echo_err, env_option, load_project
-from orchestrator.core import ConfigError, Outcome
+from orchestrator.core import ConfigError, OrchError, Outcome
 
 
 @click.command()
@@ -189,8 +189,7 @@ def run(
 
 def _delivery_numbers(run_dir: Path) -> str:
     """`` (81 of 200 requests; 120 iterations dropped)`` from results.json, or nothing."""
-    from orchestrator.core import OrchError
-    from orchestrator.results import RunFolder
+    from orchestrator.results import RunFolder  # lazy: keeps --help fast
 
     try:
         headline = RunFolder(run_dir).read_results().delivery.headline
