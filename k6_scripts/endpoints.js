@@ -1,5 +1,5 @@
 // Endpoint specs ('POST /prospects/{id}/enrichment'): N8N webhook paths (/webhook/…) go to
-// the N8N base URL, every other path to the API base URL (as orchestrator/endpoints.py).
+// the N8N base URL, every other path to the API base URL (as orchestrator/config/endpoints.py).
 import { fail } from 'k6';
 
 export function endpoint(spec, apiBase, n8nBase) {
