@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.sandbox import cpu_idle_share
+from benchmarks.sandbox import HOOK, cpu_idle_share, open_webhook
 from orchestrator.config import SandboxSettings
 from orchestrator.config.egress import LOOPBACK_NETWORKS, EgressPolicy, Production, complement
 from orchestrator.target import start_sandbox
@@ -33,7 +33,7 @@ SCRIPT = """
 import http from 'k6/http';
 
 export const options = %s;
-const url = `${__ENV.BASE_URL}/webhook/linkedin-scraper/${__VU}-`;
+const url = `${__ENV.HOOK_URL}/${__VU}-`;  // the N8N webhook the shipped export serves
 const body = JSON.stringify({ profileUrl: 'https://www.linkedin.com/in/prospect' });
 const params = { headers: { 'Content-Type': 'application/json' }, tags: { name: 'webhook' } };
 
@@ -59,11 +59,11 @@ def allow_list_options() -> dict[str, list[str]]:
     return policy.k6_options()
 
 
-def run_once(k6: str, script: Path, base_url: str, vus: int, duration: str) -> float:
+def run_once(k6: str, script: Path, hook_url: str, vus: int, duration: str) -> float:
     summary = script.with_suffix(".summary.json")
     command = [
         k6, "run", "--quiet", "--no-color", "--vus", str(vus), "--duration", duration,
-        "--summary-export", str(summary), "-e", f"BASE_URL={base_url}", str(script),
+        "--summary-export", str(summary), "-e", f"HOOK_URL={hook_url}", str(script),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     if done.returncode != 0:
@@ -97,7 +97,9 @@ def main() -> int:
     verdicts = []
     with (
         tempfile.TemporaryDirectory(prefix="orch-bench-") as tmp,
-        start_sandbox(settings, log_path=Path(tmp, "sandbox.log")) as sandbox,
+        start_sandbox(
+            settings, log_path=Path(tmp, "sandbox.log"), n8n=open_webhook(Path(tmp))
+        ) as sandbox,
     ):
         for reuse in (True, False):
             extra = {} if reuse else {"noConnectionReuse": True}
@@ -110,7 +112,9 @@ def main() -> int:
             for _ in range(args.rounds):
                 for name in arms:
                     rates[name].append(
-                        run_once(args.k6, scripts[name], sandbox.url, args.vus, args.duration)
+                        run_once(
+                            args.k6, scripts[name], sandbox.url + HOOK, args.vus, args.duration
+                        )
                     )
             plain = statistics.median(rates["plain"])
             listed = statistics.median(rates["allow-list"])

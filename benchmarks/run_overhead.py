@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.sandbox import open_webhook  # noqa: E402
 from orchestrator.config import SandboxSettings  # noqa: E402
 from orchestrator.execution.progress import free_loopback_port  # noqa: E402
 from orchestrator.target import start_sandbox  # noqa: E402
@@ -42,6 +43,7 @@ def make_project(folder: Path, port: int, rate: int, duration: str) -> Path:
     """A copy of orch's project with the sandbox port and a `bench` profile."""
     shutil.copytree(ROOT / "templates", folder / "templates")
     shutil.copytree(ROOT / "k6_scripts", folder / "k6_scripts")
+    shutil.copytree(ROOT / "workflows", folder / "workflows")  # the scenario's N8N export
     text = (ROOT / "orch.yaml").read_text()
     text = text.replace("http://127.0.0.1:8765", f"http://127.0.0.1:{port}")
     marker = "    profiles:\n"
@@ -71,7 +73,8 @@ def main() -> None:
     port = free_loopback_port()
     k6 = shutil.which("k6") or "k6"
     with tempfile.TemporaryDirectory() as tmp, start_sandbox(
-        SandboxSettings(port=port, latency_ms_median=1, latency_ms_p95=3)
+        SandboxSettings(port=port, latency_ms_median=1, latency_ms_p95=3),
+        n8n=open_webhook(Path(tmp)),  # the shipped export, without auth: it accepts any key
     ) as sandbox:
         folder = Path(tmp)
         config = make_project(folder, port, args.rate, args.duration)

@@ -21,7 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from orchestrator.config import SandboxSettings
-from orchestrator.target import start_sandbox
+from orchestrator.core import PROJECT_ROOT
+from orchestrator.target import N8NWorkflows, start_sandbox
+from orchestrator.target.n8n import read_export
 
 TARGET_RPS = 8000.0
 TARGET_P95_MS = 3.0
@@ -32,7 +34,7 @@ import { check } from 'k6';
 
 // A unique id per request, but a stable `name` tag (as the scenarios do): without it k6
 // makes a new time series per URL and becomes the bottleneck itself.
-const url = `${__ENV.BASE_URL}/webhook/linkedin-scraper/${__VU}-`;
+const url = `${__ENV.BASE_URL}${__ENV.HOOK}/${__VU}-`;
 const body = JSON.stringify({ profileUrl: 'https://www.linkedin.com/in/prospect' });
 const params = { headers: { 'Content-Type': 'application/json' }, tags: { name: 'webhook' } };
 
@@ -41,6 +43,20 @@ export default function () {
   check(res, { 'status 200': (r) => r.status === 200 });
 }
 """
+
+
+SHIPPED_EXPORT = PROJECT_ROOT / "workflows" / "linkedin-scraper.json"
+# where N8N serves the shipped export's trigger, without its :uniqueId (k6 appends an id)
+HOOK = read_export(SHIPPED_EXPORT)[0].served_path().rsplit("/", 1)[0]
+
+
+def open_webhook(folder: Path) -> N8NWorkflows:
+    """The shipped N8N export with its trigger's authentication off, written to ``folder``."""
+    data = json.loads(SHIPPED_EXPORT.read_text())
+    data["nodes"][0]["parameters"]["authentication"] = "none"
+    path = Path(folder, "linkedin-scraper.json")
+    path.write_text(json.dumps(data))
+    return N8NWorkflows((str(path),))
 
 
 def cpu_idle_share(seconds: float = 1.0) -> float | None:
@@ -77,12 +93,13 @@ def main() -> int:
         script = Path(tmp, "bench.js")
         script.write_text(SCRIPT)
         summary = Path(tmp, "summary.json")
-        with start_sandbox(settings, log_path=Path(tmp, "sandbox.log")) as sandbox:
+        n8n = open_webhook(Path(tmp))
+        with start_sandbox(settings, log_path=Path(tmp, "sandbox.log"), n8n=n8n) as sandbox:
             command = [
                 args.k6, "run", "--quiet", "--no-color",
                 "--vus", str(args.vus), "--duration", args.duration,
                 "--summary-export", str(summary),
-                "-e", f"BASE_URL={sandbox.url}",
+                "-e", f"BASE_URL={sandbox.url}", "-e", f"HOOK={HOOK}",
                 str(script),
             ]  # fmt: skip
             print(f"sandbox {sandbox.url} (pid {sandbox.pid}); k6 {args.vus} VUs, {args.duration}")

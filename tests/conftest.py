@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -45,8 +46,7 @@ scenarios:
     tags:
       flow: linkedin-scrape
     vars:
-      workflow_name: linkedin-scraper
-      webhook_id: test-hook
+      webhook_export: workflows/linkedin-scraper.json
       webhook_auth: none
       webhook_auth_header: X-N8N-API-KEY
       webhook_secret_var: WEBHOOK_SECRET
@@ -79,11 +79,30 @@ scenarios:
 """
 
 
+# Where N8N serves the test export's trigger (its webhookId, its path): by N8N's rules.
+TEST_WEBHOOK_PATH = "/webhook/7f3c2a4e-9b1d-4e6f-8a2c-3d5e7f9a1b2c/linkedin-scraper/:uniqueId"
+
+
+def write_test_export(root: Path, authentication: str = "none") -> Path:
+    """The shipped N8N export with its trigger's authentication set (none by default: the
+    short project's sandbox checks no key), as ``root/workflows/linkedin-scraper.json``."""
+    data = json.loads((PROJECT_ROOT / "workflows" / "linkedin-scraper.json").read_text())
+    trigger = data["nodes"][0]
+    trigger["parameters"]["authentication"] = authentication
+    if authentication == "none":
+        trigger.pop("credentials", None)
+    path = root / "workflows" / "linkedin-scraper.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    return path
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Callable[..., Path]:
     """Make a project folder with orch's templates and a short-profile orch.yaml.
 
     Call it with ``extra_yaml`` to append text, or ``yaml`` to replace the config entirely.
+    The N8N export the scenario names is written beside it (:func:`write_test_export`).
     Returns the config file's path.
     """
 
@@ -92,6 +111,7 @@ def project(tmp_path: Path) -> Callable[..., Path]:
         shutil.copytree(K6_SCRIPTS_DIR, tmp_path / "k6_scripts", dirs_exist_ok=True)
         migrations = PROJECT_ROOT / "supabase" / "migrations"
         shutil.copytree(migrations, tmp_path / "supabase" / "migrations", dirs_exist_ok=True)
+        write_test_export(tmp_path)
         text = yaml if yaml is not None else SHORT_PROJECT_YAML.format(port=free_port())
         config = tmp_path / "orch.yaml"
         config.write_text(text + extra_yaml, encoding="utf-8")

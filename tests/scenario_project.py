@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from conftest import free_port
 
-from orchestrator.core import DEFAULT_CONFIG, K6_SCRIPTS_DIR, TEMPLATES_DIR
+from orchestrator.core import DEFAULT_CONFIG, K6_SCRIPTS_DIR, PROJECT_ROOT, TEMPLATES_DIR
 
 SMOKE_SECONDS = "2s"
 
@@ -26,13 +26,15 @@ def shipped_config() -> dict[str, Any]:
 def make_project(
     root: Path, edit: Callable[[dict[str, Any]], None] | None = None, *, port: int | None = None
 ) -> Path:
-    """Copy templates and helpers to ``root``, write a shortened orch.yaml, return its path.
+    """Copy templates, helpers and the N8N workflow exports to ``root``, write a shortened
+    orch.yaml, return its path.
 
     The local environment points at a free loopback port, every smoke profile lasts
     ``SMOKE_SECONDS``, and ``edit`` may change the data before it is written.
     """
     shutil.copytree(TEMPLATES_DIR, root / "templates", dirs_exist_ok=True)
     shutil.copytree(K6_SCRIPTS_DIR, root / "k6_scripts", dirs_exist_ok=True)
+    shutil.copytree(PROJECT_ROOT / "workflows", root / "workflows", dirs_exist_ok=True)
     data = shipped_config()
     data["defaults"]["runner"] = "native"
     local = data["environments"]["local"]
@@ -70,7 +72,7 @@ N8N_EXPORT: dict[str, Any] = {
 }
 
 
-def write_workflow(root: Path, authentication: str = "none", **params: str) -> Path:
+def write_workflow(root: Path, authentication: str = "none", **params: Any) -> Path:
     """Write an N8N export with a webhook trigger to ``root/workflows/linkedin-scraper.json``."""
     export = json.loads(json.dumps(N8N_EXPORT))
     export["nodes"][0]["parameters"].update({"authentication": authentication, **params})

@@ -88,9 +88,10 @@ def test_unknown_profile(project: Callable[..., Path]) -> None:
 
 def test_missing_template_variable(project: Callable[..., Path]) -> None:
     config = project()
-    config.write_text(config.read_text().replace("      webhook_id: test-hook\n", ""))
+    text = config.read_text().replace("      webhook_export: workflows/linkedin-scraper.json\n", "")
+    config.write_text(text)
     done = orch("render", "linkedin-scrape", "--config", str(config))
-    assert_clean_error(done, ExitCode.CONFIG, "linkedin_scrape.js.j2", "webhook_id")
+    assert_clean_error(done, ExitCode.CONFIG, "linkedin_scrape.js.j2", "webhook_path")
 
 
 def render_staging(config: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

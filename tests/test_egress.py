@@ -22,8 +22,8 @@ from orchestrator.cli import main
 from orchestrator.config import SandboxSettings, load_config, resolve_run
 from orchestrator.config.egress import build_policy, complement, normalize_host
 from orchestrator.core import ExitCode, RefusedError
-from orchestrator.target import start_sandbox
-from tests.conftest import free_port
+from orchestrator.target import N8NWorkflows, start_sandbox
+from tests.conftest import TEST_WEBHOOK_PATH, free_port
 
 
 def add_environment(config: Path, text: str, top: str = "") -> Path:
@@ -73,14 +73,21 @@ SHARED_N8N = """\
     n8n_base_url: http://localhost:{port}
     production_n8n:
       host: localhost
-      webhook_paths: ["/webhook/linkedin-scraper/{{id}}"]
+      webhook_paths: ["{hook}"]
       max_requests_per_second: 4
 """
 PRODUCTION_IS_LOCALHOST = "production:\n  hosts: [localhost]\n"
 
 
 def shared_project(project: Callable[..., Path], port: int) -> Path:
-    return add_environment(project(), SHARED_N8N.format(port=port), PRODUCTION_IS_LOCALHOST)
+    """A staging environment on the production N8N's webhook path of the test export."""
+    block = SHARED_N8N.format(port=port, hook=TEST_WEBHOOK_PATH)
+    return add_environment(project(), block, PRODUCTION_IS_LOCALHOST)
+
+
+def n8n_of(config: Path) -> N8NWorkflows:
+    """The test project's N8N export, for a sandbox started by hand."""
+    return N8NWorkflows((str(config.parent / "workflows" / "linkedin-scraper.json"),))
 
 
 def test_shared_production_n8n_allows_only_its_webhook_paths(
@@ -88,13 +95,15 @@ def test_shared_production_n8n_allows_only_its_webhook_paths(
 ) -> None:
     config = load_config(shared_project(project, 9))
     policy = build_policy(config, "shared")
-    policy.check_url("http://localhost:9/webhook/linkedin-scraper/abc", "test")
+    hook = TEST_WEBHOOK_PATH.removesuffix("/:uniqueId")
+    policy.check_url(f"http://localhost:9{hook}/abc", "test")
     for path in (
         "/webhook/other/abc",
-        "/webhook/linkedin-scraper/abc/extra",
-        "/webhook/linkedin-scraper/..",
-        "/webhook/linkedin-scraper/a%2fb",
-        "/webhook//linkedin-scraper/abc",
+        "/webhook/linkedin-scraper/abc",  # the story's assumption: not the path N8N serves
+        f"{hook}/abc/extra",
+        f"{hook}/..",
+        f"{hook}/a%2fb",
+        hook.replace("/webhook/", "/webhook//") + "/abc",
         "/rest/workflows",
         "/",
     ):
@@ -133,9 +142,13 @@ def test_k6_refuses_another_path_on_the_shared_production_n8n(
     function can, and the run ends refused (exit 6), not passed."""
     port = free_port()
     config = shared_project(project, port)
-    text = config.read_text().replace("workflow_name: linkedin-scraper", "workflow_name: admin")
+    text = config.read_text().replace(
+        "webhook_export: workflows/linkedin-scraper.json",
+        "webhook_export: workflows/linkedin-scraper.json\n      webhook_path: /webhook/admin/:id",
+    )
     config.write_text(text)
-    with start_sandbox(SandboxSettings(port=port, latency_ms_median=0, latency_ms_p95=0)):
+    settings = SandboxSettings(port=port, latency_ms_median=0, latency_ms_p95=0)
+    with start_sandbox(settings, n8n=n8n_of(config)):
         done = orch("run", "linkedin-scrape", "--env", "shared", "--config", str(config))
     assert done.returncode == ExitCode.REFUSED, done.stderr
     run_json = json.loads(next((config.parent / "results").glob("*/run.json")).read_text())
@@ -150,7 +163,8 @@ def test_a_shared_production_n8n_run_on_its_paths_passes_and_says_so(
 ) -> None:
     port = free_port()
     config = shared_project(project, port)
-    with start_sandbox(SandboxSettings(port=port, latency_ms_median=0, latency_ms_p95=0)):
+    settings = SandboxSettings(port=port, latency_ms_median=0, latency_ms_p95=0)
+    with start_sandbox(settings, n8n=n8n_of(config)):
         done = orch("run", "linkedin-scrape", "--env", "shared", "--config", str(config))
     assert done.returncode == ExitCode.OK, done.stderr
     run_dir = next((config.parent / "results").glob("*_shared"))

@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from orchestrator.core import ExitCode
+from tests.conftest import TEST_WEBHOOK_PATH
 from tests.standin import (
     PRODUCTION_DB_PORT,
     PRODUCTION_DB_URL,
@@ -264,8 +265,7 @@ def scenario(profile_env: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "template": "linkedin_scrape.js.j2",
         "vars": {
-            "workflow_name": "linkedin-scraper",
-            "webhook_id": "test-hook",
+            "webhook_export": "workflows/linkedin-scraper.json",
             "webhook_auth": "api-key",
             "webhook_auth_header": "X-N8N-API-KEY",
             "webhook_secret_var": "WEBHOOK_SECRET",
@@ -492,7 +492,8 @@ def test_k6_and_proxy_variables_cannot_loosen_k6(
     assert_nothing_reached(standin)
 
 
-SHARED_N8N_PATHS = ["/webhook/linkedin-scraper/test-hook"]
+SHARED_N8N_PATHS = [TEST_WEBHOOK_PATH]  # where N8N serves the test export's trigger
+HOOK = TEST_WEBHOOK_PATH.removesuffix("/:uniqueId")
 
 
 def shared_n8n_staging(**more: Any) -> dict[str, Any]:
@@ -504,13 +505,16 @@ def shared_n8n_staging(**more: Any) -> dict[str, Any]:
     }
 
 
-# Scenario variables that build a webhook path outside the declared test workflows.
+# Scenario webhook paths (the explicit override) outside the declared test workflows.
 BAD_PATHS = [
-    pytest.param({"workflow_name": "admin"}, id="another-workflow"),
-    pytest.param({"webhook_id": "test-hook/../../../rest/workflows"}, id="dot-dot"),
-    pytest.param({"webhook_id": "x%2f..%2f..%2frest"}, id="encoded-slash"),
-    pytest.param({"workflow_name": "/linkedin-scraper"}, id="double-slash"),
-    pytest.param({"webhook_id": "test-hook/extra"}, id="extra-segment"),
+    pytest.param({"webhook_path": "/webhook/admin/:id"}, id="another-workflow"),
+    pytest.param({"webhook_path": f"{HOOK}/x/../../../rest/workflows"}, id="dot-dot"),
+    pytest.param({"webhook_path": f"{HOOK}/x%2f..%2f..%2frest"}, id="encoded-slash"),
+    pytest.param(
+        {"webhook_path": HOOK.replace("/webhook/", "/webhook//") + "/:id"}, id="double-slash"
+    ),
+    pytest.param({"webhook_path": f"{HOOK}/:id/extra"}, id="extra-segment"),
+    pytest.param({"webhook_path": "/webhook/linkedin-scraper/:id"}, id="story-assumption"),
 ]
 
 

@@ -22,15 +22,20 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from conftest import write_test_export
 from pydantic import ValidationError
 
 from orchestrator.cli import main
 from orchestrator.config import ENRICHMENT_ROUTES, SandboxSettings
 from orchestrator.core import ExitCode, SetupError
-from orchestrator.target import SandboxProcess, is_listening, start_sandbox
+from orchestrator.target import N8NWorkflows, SandboxProcess, is_listening, start_sandbox
 
-SECRET = "sandbox-test-sentinel-7c41e9"
+SECRET = "loadtest:sandbox-test-sentinel-7c41e9"  # also user:password for basic auth
 SECRET_VAR = "ORCH_TEST_SANDBOX_SECRET"
+# The LinkedIn scraper's trigger where N8N serves it: /webhook/{webhookId}/{path} (the export
+# written by the `start` fixture is the shipped one, its path linkedin-scraper/:uniqueId).
+HOOK = "/webhook/7f3c2a4e-9b1d-4e6f-8a2c-3d5e7f9a1b2c/linkedin-scraper"
+ROUTE = f"POST {HOOK}/:uniqueId"
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
 
 
@@ -87,12 +92,14 @@ def start(tmp_path: Path) -> Iterator[Start]:
     with ExitStack() as stack:
         started: list[SandboxProcess] = []
 
-        def _start(**settings: Any) -> SandboxProcess:
+        def _start(n8n_auth: str = "none", **settings: Any) -> SandboxProcess:
+            """A sandbox serving the shipped N8N export, its trigger's auth ``n8n_auth``."""
             values = {"port": 0, "latency_ms_median": 0, "latency_ms_p95": 0, **settings}
             log = tmp_path / f"sandbox-{len(started)}.log"
-            started.append(
-                stack.enter_context(start_sandbox(SandboxSettings(**values), log_path=log))
-            )
+            export = write_test_export(tmp_path / f"export-{len(started)}", n8n_auth)
+            n8n = N8NWorkflows((str(export),))
+            box = start_sandbox(SandboxSettings(**values), log_path=log, n8n=n8n)
+            started.append(stack.enter_context(box))
             return started[-1]
 
         yield _start
@@ -115,41 +122,43 @@ def jwt(secret: str, claims: dict[str, Any]) -> str:
 
 def test_webhook_without_auth(start: Start) -> None:
     box = start()
-    hook = box.url + "/webhook/linkedin-scraper/abc-1"
+    hook = box.url + HOOK + "/abc-1"
     answer = call(hook, body={"profileUrl": "https://www.linkedin.com/in/someone"})
     assert answer.status == 200
-    assert answer.json["status"] == "queued" and answer.json["uniqueId"] == "abc-1"
+    assert answer.json["status"] == "queued" and answer.json["params"] == {"uniqueId": "abc-1"}
     assert answer.json["executionId"].isdigit()
 
     options = call(hook, "OPTIONS")
     assert options.status == 204 and options.headers["allow"] == "POST, OPTIONS"
-    assert call(hook, "GET").status == 405
+    wrong_method = call(hook, "GET")  # N8N: 404, naming the method it does take
+    assert wrong_method.status == 404
+    assert (
+        "not registered for GET requests. Did you mean to make a POST"
+        in (wrong_method.json["message"])
+    )
     assert call(hook, body=b'{"profileUrl": ').status == 400  # exists, but no work done
     unknown = call(box.url + "/webhook/other-workflow/abc-1", body={})
     assert unknown.status == 404 and "is not registered" in unknown.json["message"]
+    # the URL the story assumed is not where N8N serves this export
+    assert call(box.url + "/webhook/linkedin-scraper/abc-1", body={}).status == 404
 
     counts = stats(box)
     assert counts["work"]["webhook_executions"] == 1
-    assert counts["by_endpoint"]["webhook"]["by_status"] == {
-        "200": 1,
-        "204": 1,
-        "400": 1,
-        "405": 1,
-    }
-    assert counts["by_endpoint"]["unmatched"]["by_status"] == {"404": 1}
+    assert counts["by_endpoint"]["webhook"]["by_status"] == {"200": 1, "204": 1, "400": 1}
+    assert counts["by_endpoint"]["unmatched"]["by_status"] == {"404": 3}
+    assert counts["n8n_webhooks"] == {ROUTE: {"total": 2, "by_status": {"200": 1, "400": 1}}}
 
 
-def test_webhook_api_key_auth(start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_webhook_header_auth(start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Header Auth as N8N checks it: a missing or wrong header is 403."""
     monkeypatch.setenv(SECRET_VAR, SECRET)
-    box = start(
-        webhook_auth="api-key", webhook_api_key_header="X-Custom-Key", webhook_secret_env=SECRET_VAR
-    )
-    hook = box.url + "/webhook/linkedin-scraper/u1"
+    box = start("headerAuth", webhook_api_key_header="X-Custom-Key", webhook_secret_env=SECRET_VAR)
+    hook = box.url + HOOK + "/u1"
     payload = {"profileUrl": "https://www.linkedin.com/in/x"}
     missing = call(hook, body=payload)
-    assert missing.status == 401 and missing.json["message"] == "Authorization is required!"
+    assert missing.status == 403 and missing.json["message"] == "Authorization data is wrong!"
     assert call(hook, body=payload, headers={"X-Custom-Key": "wrong"}).status == 403
-    assert call(hook, body=payload, headers={"X-N8N-API-KEY": SECRET}).status == 401
+    assert call(hook, body=payload, headers={"X-N8N-API-KEY": SECRET}).status == 403
     assert call(hook, body=payload, headers={"X-Custom-Key": SECRET}).status == 200
     assert call(hook, "OPTIONS").status == 204  # probing needs no credentials
     assert stats(box)["work"]["webhook_executions"] == 1
@@ -157,29 +166,51 @@ def test_webhook_api_key_auth(start: Start, monkeypatch: pytest.MonkeyPatch) -> 
     assert SECRET not in box.log_path.read_text() + json.dumps(stats(box))
 
 
-def test_webhook_bearer_auth(start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_webhook_basic_auth(start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(SECRET_VAR, SECRET)
-    box = start(webhook_auth="bearer", webhook_secret_env=SECRET_VAR)
-    hook = box.url + "/webhook/linkedin-scraper/u2"
+    box = start("basicAuth", webhook_secret_env=SECRET_VAR)
+    hook = box.url + HOOK + "/u3"
+
+    def status(user_password: str | None) -> int:
+        encoded = base64.b64encode(user_password.encode()).decode() if user_password else ""
+        headers = {"Authorization": f"Basic {encoded}"} if user_password else {}
+        return call(hook, body={}, headers=headers).status
+
+    assert status(None) == 401
+    assert status("loadtest:wrong") == 403
+    assert status(SECRET) == 200
+
+
+def test_webhook_jwt_auth(start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
+    """JWT Auth (an HS256 passphrase): no token 401, anything but a valid JWT 403."""
+    monkeypatch.setenv(SECRET_VAR, SECRET)
+    box = start("jwtAuth", webhook_secret_env=SECRET_VAR)
+    hook = box.url + HOOK + "/u2"
 
     def status(authorization: str | None) -> int:
         headers = {"Authorization": authorization} if authorization else {}
         return call(hook, body={}, headers=headers).status
 
     assert status(None) == 401
-    assert status(f"Basic {SECRET}") == 401
     assert status("Bearer wrong-token") == 403
-    assert status(f"Bearer {SECRET}") == 200
+    assert status(f"Bearer {SECRET}") == 403  # the passphrase itself is not a JWT
     assert status(f"Bearer {jwt(SECRET, {'sub': 'loadtest', 'exp': time.time() + 600})}") == 200
     assert status(f"Bearer {jwt(SECRET, {'sub': 'loadtest', 'exp': time.time() - 5})}") == 403
     assert status(f"Bearer {jwt('another-secret', {'sub': 'loadtest'})}") == 403
 
 
-def test_webhook_auth_needs_its_secret_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_webhook_auth_needs_its_secret_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.delenv(SECRET_VAR, raising=False)
     settings = SandboxSettings(port=0, webhook_auth="api-key", webhook_secret_env=SECRET_VAR)
     with pytest.raises(SetupError, match=SECRET_VAR):
         start_sandbox(settings)
+    export = write_test_export(tmp_path, "headerAuth")
+    plain = SandboxSettings(port=0, webhook_secret_env=SECRET_VAR)
+    needs = f"uses headerAuth but the environment variable {SECRET_VAR} "
+    with pytest.raises(SetupError, match=needs):
+        start_sandbox(plain, n8n=N8NWorkflows((str(export),)))
 
 
 # --------------------------------------------------------------------------- enrichment
@@ -228,6 +259,10 @@ def test_n8n_enrichment_is_a_webhook_with_the_webhook_auth(
     assert call(url, body={}).status == 401
     answer = call(url, body={}, headers={"X-N8N-API-KEY": SECRET})
     assert answer.status == 202 and answer.json["executionId"]
+    bearer = start(enrichment_variant="n8n", webhook_auth="bearer", webhook_secret_env=SECRET_VAR)
+    url = bearer.url + "/webhook/prospect-enrichment/p-9"
+    assert call(url, body={}, headers={"Authorization": "Bearer wrong"}).status == 403
+    assert call(url, body={}, headers={"Authorization": f"Bearer {SECRET}"}).status == 202
 
 
 # --------------------------------------------------------------------------- rate limit
@@ -242,7 +277,7 @@ def test_rate_limit_answers_429_with_retry_after(start: Start) -> None:
     assert limited.json["error"]["type"] == "rate_limit_error"
     assert 1 <= int(limited.headers["retry-after"]) <= 10
     assert limited.headers["anthropic-ratelimit-requests-limit"] == "6"
-    assert call(box.url + "/webhook/linkedin-scraper/x", body={}).status == 200  # not limited
+    assert call(box.url + HOOK + "/x", body={}).status == 200  # not limited
     counts = stats(box)
     assert counts["rate_limited"] == 2 == status_count(box, "enrichment", 429)
     assert counts["work"]["enrichments"] == 3
@@ -250,7 +285,7 @@ def test_rate_limit_answers_429_with_retry_after(start: Start) -> None:
 
 def test_reset_zeroes_the_counters(start: Start) -> None:
     box = start()
-    call(box.url + "/webhook/linkedin-scraper/x", body={})
+    call(box.url + HOOK + "/x", body={})
     assert stats(box)["total"] == 1
     assert call(box.url + "/__sandbox/reset").json == {"reset": True}
     after = stats(box)
@@ -284,7 +319,7 @@ export default function () {
     check(e, { 'Retry-After in seconds': (r) => parseInt(r.headers['Retry-After'], 10) >= 1 });
   }
   params.tags.name = 'webhook';
-  const w = http.post(`${__ENV.BASE_URL}/webhook/linkedin-scraper/k6-${__ITER}`, '{}', params);
+  const w = http.post(`${__ENV.BASE_URL}${__ENV.HOOK}/k6-${__ITER}`, '{}', params);
   hook[w.status].add(1);
 }
 """
@@ -303,7 +338,7 @@ def test_k6_counts_agree_with_the_sandbox(start: Start, tmp_path: Path) -> None:
     summary = tmp_path / "summary.json"
     done = subprocess.run(
         [k6_binary(), "run", "--quiet", "--no-color", "--summary-export", str(summary),
-         "-e", f"BASE_URL={box.url}", str(script)],
+         "-e", f"BASE_URL={box.url}", "-e", f"HOOK={HOOK}", str(script)],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -327,7 +362,7 @@ def test_k6_counts_agree_with_the_sandbox(start: Start, tmp_path: Path) -> None:
 
 def test_error_rate_share(start: Start) -> None:
     box = start(error_rate=0.3, seed=11)
-    statuses = [call(f"{box.url}/webhook/linkedin-scraper/{i}", body={}).status for i in range(300)]
+    statuses = [call(f"{box.url}{HOOK}/{i}", body={}).status for i in range(300)]
     errors = statuses.count(500)
     assert set(statuses) == {200, 500}
     assert 50 <= errors <= 130  # 90 expected; ±5 standard deviations

@@ -19,7 +19,7 @@ from scenario_project import make_project, shipped_config
 from orchestrator.cli import main
 from orchestrator.config import SandboxSettings, load_config, resolve_run
 from orchestrator.core import K6_SCRIPTS_DIR, ExitCode
-from orchestrator.target import start_sandbox
+from orchestrator.target import N8NWorkflows, start_sandbox
 
 SCENARIOS = list(shipped_config()["scenarios"])
 
@@ -70,6 +70,30 @@ def test_smoke_profile_runs_green_against_the_sandbox(tmp_path: Path, scenario: 
     assert named, sorted(metrics)
     script = (run_dir / "script" / f"{scenario}.js").read_text()
     assert "from './k6_scripts/" in script
+
+
+def test_linkedin_scrape_posts_where_n8n_serves_the_shipped_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shipped export's trigger (path linkedin-scraper/:uniqueId, with a webhookId) is
+    served by N8N at /webhook/{webhookId}/linkedin-scraper/:uniqueId: the sandbox, routing
+    by the same rules and checking the export's Header Auth, sees every request there."""
+    monkeypatch.setenv("ORCH_SANDBOX_WEBHOOK_SECRET", "scenario-test-webhook-key")
+    config = make_project(tmp_path)
+    run = resolve_run(load_config(config), "linkedin-scrape", "local")
+    port = int(run.base_url.rsplit(":", 1)[1])
+    settings = SandboxSettings.model_validate({**(run.environment.sandbox or {}), "port": port})
+    with start_sandbox(settings, n8n=N8NWorkflows.of_run(run)):
+        code, output, run_dir = run_orch(config, "linkedin-scrape")
+        stats = sandbox_stats(run.base_url)
+    assert code == ExitCode.OK, output
+    served = "/webhook/7f3c2a4e-9b1d-4e6f-8a2c-3d5e7f9a1b2c/linkedin-scraper/:uniqueId"
+    sent = summary(run_dir)["http_reqs"]["count"]
+    assert sent >= 5
+    assert stats["n8n_webhooks"] == {f"POST {served}": {"total": sent, "by_status": {"200": sent}}}
+    assert stats["by_endpoint"] == {"webhook": {"total": sent, "by_status": {"200": sent}}}
+    script = (run_dir / "script" / "linkedin-scrape.js").read_text()
+    assert f"const WEBHOOK_PATH = {json.dumps(served)};" in script
 
 
 def test_email_queue_reads_the_queue_depth_back(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ FIXED_SCENARIOS = """\
     description: a fixed number of webhook posts
     template: linkedin_scrape.js.j2
     tags: {flow: linkedin-scrape}
-    vars: {workflow_name: linkedin-scraper, webhook_id: test-hook, webhook_auth: none,
+    vars: {webhook_export: workflows/linkedin-scraper.json, webhook_auth: none,
            webhook_auth_header: X-N8N-API-KEY, webhook_secret_var: WEBHOOK_SECRET,
            profiles_file: linkedin-profiles.json}
     thresholds:
@@ -51,7 +51,7 @@ FIXED_SCENARIOS = """\
     description: the same, with thresholds that hold
     template: linkedin_scrape.js.j2
     tags: {flow: linkedin-scrape}
-    vars: {workflow_name: linkedin-scraper, webhook_id: test-hook, webhook_auth: none,
+    vars: {webhook_export: workflows/linkedin-scraper.json, webhook_auth: none,
            webhook_auth_header: X-N8N-API-KEY, webhook_secret_var: WEBHOOK_SECRET,
            profiles_file: linkedin-profiles.json}
     thresholds:

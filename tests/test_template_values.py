@@ -122,6 +122,8 @@ def with_form(variable: str, value: str) -> str:
     """A value in the form the variable must have to be accepted at all."""
     if variable.endswith("_endpoint"):
         return "POST /" + value
+    if variable == "webhook_path":  # a URL path, overriding the one derived from the export
+        return "/" + value
     if variable in URL_VARS:
         return f"http://127.0.0.1:{PORT}/" + value
     return value
@@ -141,6 +143,8 @@ def expected_refusal(variable: str, value: str) -> str | None:
     ):
         return variable if variable.endswith("_file") else "scenario name"
     if variable.endswith("_endpoint") and not re.fullmatch(r"POST /\S*", value.strip()):
+        return variable
+    if variable == "webhook_path" and not re.fullmatch(r"/[^\s?#]*", value):
         return variable
     return None
 
@@ -329,7 +333,7 @@ def test_a_value_reaches_the_script_only_as_a_json_literal(
 def test_every_shipped_template_and_variable_is_covered() -> None:
     assert set(SCENARIO_TEMPLATES) == {"linkedin-scrape", "email-queue", "ai-enrichment"}
     covered = {variable for _, variable in cases()}
-    assert {"workflow_name", "webhook_id", "profiles_file", "campaign_prefix"} <= covered
+    assert {"webhook_path", "profiles_file", "campaign_prefix"} <= covered
     assert {"recipient_domain", "emails_per_request", "status_every", "base_url"} <= covered
 
 

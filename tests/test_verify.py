@@ -1,4 +1,5 @@
-"""`orch verify` against real sandboxes: each enrichment variant, webhook auth on and off."""
+"""`orch verify` against real sandboxes: each enrichment variant, webhook auth on and off,
+the N8N webhook derived from the workflow export and served from it by the sandbox."""
 
 from __future__ import annotations
 
@@ -13,25 +14,32 @@ from scenario_project import make_project, write_workflow
 from orchestrator.cli import main
 from orchestrator.config import load_config, resolve_run
 from orchestrator.core import ExitCode
-from orchestrator.target.verify import read_webhook_trigger, set_yaml_value, url_pattern
+from orchestrator.target.n8n import read_export
+from orchestrator.target.verify import N8N_AUTH_MODES, set_yaml_value
 
-SECRET = "verify-sentinel-secret-4b1d"
+SECRET = "loadtest:verify-sentinel-secret-4b1d"  # user:password for basic auth
 SANDBOX_SECRET_VAR = "ORCH_SANDBOX_WEBHOOK_SECRET"
+# where N8N serves scenario_project.N8N_EXPORT's trigger (webhookId, then its path)
+TEST_HOOK = "/webhook/7f3c2a4e-0000-4000-8000-000000000000/linkedin-scraper/:uniqueId"
+SHIPPED_HOOK = "/webhook/7f3c2a4e-9b1d-4e6f-8a2c-3d5e7f9a1b2c/linkedin-scraper/:uniqueId"
 ROUTES = {
     "prospects-enrichment": "POST /prospects/{id}/enrichment",
     "prospects-enrich": "POST /prospects/{id}/enrich",
     "enrichment": "POST /enrichment",
     "n8n": "POST /webhook/prospect-enrichment/{id}",
 }
-N8N_AUTH = {"none": "none", "api-key": "headerAuth", "bearer": "jwtAuth"}
+# The export's authentication for each scenario webhook_auth.
+N8N_AUTH = {"none": "none", "api-key": "headerAuth", "basic": "basicAuth", "jwt": "jwtAuth"}
 
 
 def project(root: Path, *, variant: str, sandbox_auth: str, config_auth: str) -> Path:
-    """A project whose local sandbox serves ``variant`` and demands ``sandbox_auth``."""
+    """A project whose local sandbox serves ``variant`` and whose N8N export's trigger
+    demands ``sandbox_auth`` (the n8n enrichment variant too, where the sandbox can)."""
 
     def edit(data: dict[str, Any]) -> None:
         local = data["environments"]["local"]
-        local["sandbox"].update({"enrichment_variant": variant, "webhook_auth": sandbox_auth})
+        enrichment_auth = sandbox_auth if sandbox_auth in ("none", "api-key") else "none"
+        local["sandbox"].update({"enrichment_variant": variant, "webhook_auth": enrichment_auth})
         local["vars"] = {"webhook_auth": config_auth}
         if config_auth != "none":
             local["secrets"] = {"WEBHOOK_SECRET": SANDBOX_SECRET_VAR}
@@ -62,8 +70,12 @@ def test_verify_confirms_the_shipped_local_setup(tmp_path: Path) -> None:
     )
     result = verify(config)
     assert result.exit_code == ExitCode.OK, result.output
-    assert "webhook trigger (linkedin-scraper.json, node 'Webhook'): POST" in result.output
-    assert "/webhook/linkedin-scraper/{uniqueId}" in result.output
+    assert "Workflow export: linkedin-scraper.json, workflow 'LinkedIn scraper', node " in (
+        result.output
+    )
+    assert f"N8N serves: POST http://127.0.0.1:{port_of(config)}{TEST_HOOK} (" in result.output
+    assert "The story's /webhook/{workflow}/{id}: no; N8N serves" in result.output
+    assert "n8n 1.x–2.x, packages/workflow/src/node-helpers.ts" in result.output
     assert "exists (configured)" in row(result.output, ROUTES["prospects-enrichment"])
     for other in ("prospects-enrich", "enrichment", "n8n"):
         assert "absent" in row(result.output, ROUTES[other])
@@ -72,6 +84,11 @@ def test_verify_confirms_the_shipped_local_setup(tmp_path: Path) -> None:
     record = record_of(config)
     assert "**Verdict:** all endpoints confirmed" in record
     assert "| with configured auth | 200 |" in record
+    assert f"- N8N serves: POST `http://127.0.0.1:{port_of(config)}{TEST_HOOK}`" in record
+
+
+def port_of(config: Path) -> int:
+    return int(yaml.safe_load(config.read_text())["environments"]["local"]["base_url"][-5:])
 
 
 @pytest.mark.parametrize(
@@ -112,7 +129,11 @@ def test_verify_finds_each_enrichment_variant_and_writes_it(
     assert run.exit_code == ExitCode.OK, run.output
 
 
-@pytest.mark.parametrize("auth", ["none", "api-key", "bearer"])
+# What N8N answers a call without credentials: Header Auth 403, Basic Auth and JWT 401.
+WITHOUT_AUTH = {"api-key": 403, "basic": 401, "jwt": 401}
+
+
+@pytest.mark.parametrize("auth", ["none", "api-key", "basic", "jwt"])
 def test_webhook_auth_is_sent_and_its_enforcement_reported(tmp_path: Path, auth: str) -> None:
     config = project(tmp_path, variant="prospects-enrichment", sandbox_auth=auth, config_auth=auth)
     result = verify(config)
@@ -123,8 +144,8 @@ def test_webhook_auth_is_sent_and_its_enforcement_reported(tmp_path: Path, auth:
     if auth == "none":
         assert "200 in" in without and "no auth required" in without
     else:
-        assert "401 in" in without and "auth enforced" in without
-    assert f"authentication {N8N_AUTH[auth]}" in result.output
+        assert f"{WITHOUT_AUTH[auth]} in" in without and "auth enforced" in without
+    assert f"Authentication: {N8N_AUTH[auth]} (sent as webhook_auth {auth}" in result.output
     record = record_of(config)
     assert SECRET not in result.output and SECRET not in record
 
@@ -135,7 +156,7 @@ def test_rejected_auth_and_a_mismatched_export_are_not_confirmed(tmp_path: Path)
     )
     result = verify(config)
     assert result.exit_code == ExitCode.UNVERIFIED, result.output
-    assert "the configured auth (none) was rejected (401)" in result.output
+    assert "the configured auth (none) was rejected (403)" in result.output
     assert "authentication is 'headerAuth' (api-key) but the config says webhook_auth: none" in (
         result.output
     )
@@ -149,7 +170,8 @@ def test_a_webhook_that_does_not_take_post_is_reported(tmp_path: Path) -> None:
     write_workflow(tmp_path, "none", httpMethod="GET")
     result = verify(config)
     assert result.exit_code == ExitCode.UNVERIFIED, result.output
-    assert "the trigger accepts GET, but the scenario sends POST" in result.output
+    assert "the trigger listens for GET, but the scenario sends POST" in result.output
+    assert "404, not registered" in result.output  # the sandbox routes it as N8N would
 
 
 def test_a_missing_workflow_file_is_reported(tmp_path: Path) -> None:
@@ -162,6 +184,94 @@ def test_a_missing_workflow_file_is_reported(tmp_path: Path) -> None:
     assert "linkedin-scraper.json does not exist; export the workflow from N8N" in result.output
 
 
+def test_verify_local_confirms_the_shipped_export_where_n8n_serves_it(tmp_path: Path) -> None:
+    """The repository's own orch.yaml and export, unchanged: the sandbox serves the export's
+    trigger where N8N would, with its Header Auth, and the scenario posts there."""
+    config = make_project(tmp_path)
+    result = verify(config)
+    assert result.exit_code == ExitCode.OK, result.output
+    port = port_of(config)
+    assert f"N8N serves: POST http://127.0.0.1:{port}{SHIPPED_HOOK}" in result.output
+    assert f"The scenario posts to: {SHIPPED_HOOK} (from the export)" in result.output
+    assert "Authentication: headerAuth (sent as webhook_auth api-key)" in result.output
+    called = SHIPPED_HOOK.replace(":uniqueId", "orch-verify-")
+    assert "accepted" in row(result.output, "webhook, auth") and called in result.output
+    assert "403 in" in row(result.output, "webhook, no auth")
+
+
+def override(config: Path, path: str, *, export: bool = True) -> None:
+    data = yaml.safe_load(config.read_text())
+    hook_vars = data["scenarios"]["linkedin-scrape"]["vars"]
+    hook_vars["webhook_path"] = path
+    if not export:
+        del hook_vars["webhook_export"]
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def test_an_override_that_disagrees_with_the_export_is_flagged_and_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SANDBOX_SECRET_VAR, SECRET)
+    config = project(
+        tmp_path, variant="prospects-enrichment", sandbox_auth="none", config_auth="none"
+    )
+    override(config, "/webhook/linkedin-scraper/{id}")  # the story's assumption
+    result = verify(config)
+    assert result.exit_code == ExitCode.UNVERIFIED, result.output
+    assert "vars.webhook_path is '/webhook/linkedin-scraper/{id}' but N8N serves" in result.output
+    assert "The scenario posts to: /webhook/linkedin-scraper/{id} (from vars.webhook_path)" in (
+        result.output
+    )
+    # the test call goes where N8N serves the export, and is accepted there
+    assert "accepted" in row(result.output, "webhook, auth")
+
+    written = verify(config, "--write")
+    assert written.exit_code == ExitCode.OK, written.output
+    assert f"wrote webhook_path: '{TEST_HOOK}'" in written.output
+    data = yaml.safe_load(config.read_text())
+    local = data["environments"]["local"]["scenarios"]["linkedin-scrape"]["vars"]
+    assert local["webhook_path"] == TEST_HOOK
+    resolved = resolve_run(load_config(config), "linkedin-scrape", "local")
+    assert resolved.vars["webhook_path"] == TEST_HOOK
+    again = verify(config)
+    assert again.exit_code == ExitCode.OK, again.output
+
+
+def test_an_override_without_an_export_is_called_as_written(tmp_path: Path) -> None:
+    config = project(
+        tmp_path, variant="prospects-enrichment", sandbox_auth="none", config_auth="none"
+    )
+    override(config, "/webhook/linkedin-scraper/{id}", export=False)
+    result = verify(config)
+    assert result.exit_code == ExitCode.UNVERIFIED, result.output
+    assert "no workflow export: the URL is vars.webhook_path as written" in result.output
+    # the sandbox serves what N8N would for the export: the assumed URL is not registered
+    assert "/webhook/linkedin-scraper/orch-verify-" in result.output
+    assert "404, not registered" in result.output
+
+
+def test_options_that_turn_a_load_test_away_are_reported(tmp_path: Path) -> None:
+    config = project(
+        tmp_path, variant="prospects-enrichment", sandbox_auth="none", config_auth="none"
+    )
+    write_workflow(
+        tmp_path, "none", options={"ignoreBots": True, "allowedOrigins": "https://a.test"}
+    )
+    result = verify(config)
+    assert result.exit_code == ExitCode.UNVERIFIED, result.output
+    assert "option Ignore Bots is on" in result.output
+    assert "Options: Ignore Bots; Allowed Origins https://a.test (CORS, browsers only)" in (
+        result.output
+    )
+    assert "note: " in result.output and "turns no k6 request away" in result.output
+    assert "403 in" in row(result.output, "webhook, auth")  # orch's client is a bot too
+
+    write_workflow(tmp_path, "none", options={"ipWhitelist": "127.0.0.1"})
+    allowed = verify(config)
+    assert allowed.exit_code == ExitCode.OK, allowed.output
+    assert "warning: " in allowed.output and "IP(s) Whitelist (127.0.0.1)" in allowed.output
+
+
 def test_production_is_refused(tmp_path: Path) -> None:
     def edit(data: dict[str, Any]) -> None:
         data["environments"]["prod"] = {"kind": "production", "base_url": "http://127.0.0.1:9"}
@@ -172,15 +282,19 @@ def test_production_is_refused(tmp_path: Path) -> None:
     assert "production" in result.output
 
 
-def test_read_webhook_trigger_and_url_pattern(tmp_path: Path) -> None:
+def test_the_export_s_trigger_and_the_url_n8n_serves(tmp_path: Path) -> None:
     path = write_workflow(tmp_path, "jwtAuth")
-    trigger = read_webhook_trigger(path, "linkedin-scraper")
-    assert (trigger.method, trigger.auth_mode) == ("POST", "bearer")
-    assert url_pattern("https://n8n.example.test/", trigger) == (
-        "https://n8n.example.test/webhook/linkedin-scraper/{uniqueId}"
+    (trigger,) = read_export(path)
+    assert trigger.methods == ("POST",)
+    assert N8N_AUTH_MODES[trigger.authentication] == ("jwt", "bearer")
+    assert trigger.url("https://n8n.example.test/") == f"https://n8n.example.test{TEST_HOOK}"
+    path.write_text(
+        '{"nodes": [{"type": "n8n-nodes-base.webhook", "webhookId": "h", "parameters": '
+        '{"path": "x"}}]}'
     )
-    path.write_text('{"nodes": [{"type": "n8n-nodes-base.webhook", "parameters": {"path": "x"}}]}')
-    assert read_webhook_trigger(path, "linkedin-scraper").method == "GET"  # N8N's default
+    (static,) = read_export(path)
+    assert static.methods == ("GET",)  # N8N's default
+    assert static.url("https://n8n.example.test") == "https://n8n.example.test/webhook/x"
 
 
 YAML = """\

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,8 +33,25 @@ def _endpoint_latency(values: tuple[str, ...]) -> dict[str, float]:
     return parsed
 
 
-def _from_config(config_file: str | None, env_name: str) -> dict[str, Any]:
-    """The sandbox settings of ``environments.ENV`` in the config, with its base_url's port."""
+def _exports(config: Any, env_name: str) -> list[str]:
+    """The N8N workflow exports ENV's scenarios name (``vars.webhook_export``), resolved
+    against the config's folder."""
+    # lazy: keeps --help fast
+    from orchestrator.target import WEBHOOK_EXPORT_VAR
+
+    environment = config.environments[env_name]
+    found = []
+    for name, scenario in config.scenarios.items():
+        override = (environment.scenarios.get(name) or {}).get("vars") or {}
+        value = {**scenario.vars, **environment.vars, **override}.get(WEBHOOK_EXPORT_VAR)
+        if isinstance(value, str) and value and "${" not in value:
+            found.append(str(config.root / value))
+    return found
+
+
+def _from_config(config_file: str | None, env_name: str) -> tuple[dict[str, Any], list[str]]:
+    """The sandbox settings of ``environments.ENV`` in the config, with its base_url's port,
+    and the N8N workflow exports its scenarios name."""
     config = load_project(config_file)
     environment = config.environments.get(env_name)
     if environment is None:
@@ -51,7 +69,7 @@ def _from_config(config_file: str | None, env_name: str) -> dict[str, Any]:
         port = None
     if port is not None:
         data.setdefault("port", port)
-    return data
+    return data, _exports(config, env_name)
 
 
 @click.command()
@@ -84,7 +102,8 @@ def _from_config(config_file: str | None, env_name: str) -> dict[str, Any]:
     "--webhook-auth",
     type=click.Choice(("none", "api-key", "bearer")),
     default=None,
-    help="Auth the N8N webhooks demand  [default: none]",
+    help="Auth the n8n enrichment webhook demands (webhooks from --workflow exports check "
+    "their trigger's own)  [default: none]",
 )
 @click.option("--webhook-api-key-header", default=None, help="Header for api-key auth.")
 @click.option(
@@ -92,6 +111,15 @@ def _from_config(config_file: str | None, env_name: str) -> dict[str, Any]:
     default=None,
     metavar="VAR",
     help="Environment variable holding the expected key  [default: ORCH_SANDBOX_WEBHOOK_SECRET]",
+)
+@click.option(
+    "--workflow",
+    "workflows",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    metavar="FILE",
+    help="An N8N workflow export whose webhooks to serve, as N8N would; repeatable "
+    "(with --env: besides the exports its scenarios name).",
 )
 @click.option("--seed", type=int, default=None, help="Seed for latency and error draws.")
 @click.option(
@@ -114,30 +142,40 @@ def sandbox(
     webhook_auth: str | None,
     webhook_api_key_header: str | None,
     webhook_secret_env: str | None,
+    workflows: tuple[str, ...],
     seed: int | None,
     env_name: str | None,
     config_file: str | None,
 ) -> None:
     """Serve the embedded sandbox (the product API's local stand-in) until Ctrl-C.
 
-    It answers the N8N LinkedIn-scraper webhook (POST /webhook/linkedin-scraper/{id}), the
-    configured enrichment endpoint (429 with Retry-After beyond the rate limit) and the
-    email queue (POST /campaigns/{id}/emails, GET /campaigns/{id}/queue). GET
-    /__sandbox/stats counts requests per endpoint and status. It binds loopback only.
+    It answers the N8N webhooks of the workflow exports given (--workflow, and with --env
+    those its scenarios name), at the URLs N8N serves them and with the authentication
+    their triggers declare; the configured enrichment endpoint (429 with Retry-After beyond
+    the rate limit) and the email queue (POST /campaigns/{id}/emails, GET
+    /campaigns/{id}/queue). GET /__sandbox/stats counts requests per endpoint and status.
+    It binds loopback only.
 
     Example:
 
         orch sandbox --port 8765 --rate-limit-per-minute 600
 
-        orch sandbox --env local          # the settings `orch run` would use
+        orch sandbox --env local          # the settings and webhooks `orch run` would use
+
+        orch sandbox --workflow workflows/linkedin-scraper.json --webhook-secret-env KEY
 
         ORCH_SANDBOX_WEBHOOK_SECRET=dev-key orch sandbox --webhook-auth api-key
     """
     # lazy: keeps --help fast
     from orchestrator.config import settings_from_mapping
-    from orchestrator.target import serve
+    from orchestrator.target import N8NWorkflows, serve
 
-    data: dict[str, Any] = _from_config(config_file, env_name) if env_name else {}
+    data: dict[str, Any] = {}
+    exports = [str(Path(w).resolve()) for w in workflows]
+    if env_name:
+        data, configured = _from_config(config_file, env_name)
+        exports = configured + exports
+    n8n = N8NWorkflows(tuple(dict.fromkeys(exports)))
     options = {
         "host": host,
         "port": port,
@@ -167,10 +205,16 @@ def sandbox(
     def announce(url: str) -> None:
         variant = settings.enrichment_variant
         click.echo(f"orch sandbox listening on {url} (enrichment: {variant}, ", nl=False)
-        click.echo(f"webhook auth: {settings.webhook_auth}); Ctrl-C to stop", nl=True)
+        click.echo(f"n8n enrichment auth: {settings.webhook_auth}); Ctrl-C to stop", nl=True)
+        hooks = n8n.router().routes
+        for route in hooks:
+            click.echo(f"  N8N webhook: {route.key} ({route.trigger.label}, ", nl=False)
+            click.echo(f"authentication {route.trigger.authentication})")
+        if not hooks:
+            click.echo("  N8N webhooks: none (give --workflow FILE, or --env ENV)")
 
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C after shutdown
-        serve(settings, on_ready=announce)
+        serve(settings, on_ready=announce, n8n=n8n)
     click.echo("orch sandbox stopped")
 
 

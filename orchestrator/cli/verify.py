@@ -19,18 +19,23 @@ if TYPE_CHECKING:
 @click.option(
     "--write",
     is_flag=True,
-    help="Record the enrichment endpoint found in the config file "
-    "(environments.ENV.scenarios.SCENARIO.vars.enrichment_endpoint), keeping its comments.",
+    help="Record what was found in the config file, keeping its comments: the enrichment "
+    "endpoint (environments.ENV.scenarios.SCENARIO.vars.enrichment_endpoint) and, where the "
+    "scenario's webhook_path disagrees with its workflow export, the path N8N serves "
+    "(…vars.webhook_path).",
 )
 @click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait for each answer.")
 @config_option
 def verify(env_name: str | None, write: bool, timeout: float, config_file: str | None) -> None:
     """Check the N8N webhook and the API endpoints the scenarios need in ENV.
 
-    Reads the webhook trigger from the N8N export (verify.workflow_file), sends one test
-    call with the configured auth and one without, and probes the enrichment candidates
-    in order with OPTIONS or a deliberately invalid body. Writes a Markdown record to the
-    results folder. Exits 0 when every endpoint is confirmed, 9 when one is not.
+    Derives from the scenario's N8N workflow export (vars.webhook_export), by N8N's own
+    rules, the URL N8N serves, its methods, authentication and blocking options; says
+    whether it is the story's /webhook/{workflow}/{id}; flags a webhook_path that disagrees;
+    sends one test call with the configured auth and one without, and probes the
+    enrichment candidates in order with OPTIONS or a deliberately invalid body. Writes a
+    Markdown record to the results folder. Exits 0 when every endpoint is confirmed, 9
+    when one is not.
 
     Example:
 
@@ -39,7 +44,12 @@ def verify(env_name: str | None, write: bool, timeout: float, config_file: str |
         orch verify staging --write
     """
     # lazy: keeps --help fast
-    from orchestrator.target import save_record, verify_environment, write_enrichment_endpoint
+    from orchestrator.target import (
+        save_record,
+        verify_environment,
+        write_enrichment_endpoint,
+        write_webhook_path,
+    )
 
     config = load_project(config_file)
     report = verify_environment(
@@ -52,6 +62,10 @@ def verify(env_name: str | None, write: bool, timeout: float, config_file: str |
                     config.source, report.environment, check.scenario, check.found
                 )
                 check.configured = check.found
+        for hook in report.webhooks:
+            hook.written_to = write_webhook_path(config.source, hook)
+            if hook.written_to and hook.disagreement in hook.problems:
+                hook.problems.remove(hook.disagreement)
     _print(report)
     record = save_record(report, config.results_dir)
     click.echo(f"record: {record}")
@@ -65,18 +79,20 @@ def verify(env_name: str | None, write: bool, timeout: float, config_file: str |
 
 
 def _print(report: VerifyReport) -> None:
+    # lazy: keeps --help fast
+    from orchestrator.target import webhook_lines
+
     click.echo(
         f"environment {report.environment} ({report.kind}): API {report.base_url}, "
         f"N8N {report.n8n_base_url}"
     )
     rows: list[tuple[str, str, str, str]] = []
     for hook in report.webhooks:
-        if hook.trigger:
-            t = hook.trigger
-            click.echo(
-                f"webhook trigger ({hook.workflow_file.name}, node {t.node!r}): {t.method} "
-                f"{hook.url_pattern}, authentication {t.authentication}"
-            )
+        click.echo(f"N8N webhook ({', '.join(hook.scenarios)}):")
+        for line in webhook_lines(hook):
+            click.echo(f"  {line}")
+        if hook.written_to and hook.webhook:
+            click.echo(f"wrote webhook_path: {hook.webhook.served!r} to {hook.written_to}")
         if hook.with_auth:
             accepted = "accepted" if hook.auth_accepted else "NOT accepted"
             rows.append(
@@ -93,6 +109,8 @@ def _print(report: VerifyReport) -> None:
             )
         for warning in hook.warnings:
             click.echo(f"warning: {warning}")
+        for note in hook.notes:
+            click.echo(f"note: {note}")
     for check in report.endpoints:
         for p in check.probes:
             mark = {True: "exists", False: "absent", None: "unclear"}[p.exists]

@@ -325,9 +325,9 @@ class ClaudeTier(_Strict):
 class VerifySettings(_Strict):
     """What `orch verify` reads and probes."""
 
-    workflow_file: str = Field(
-        default="workflows/linkedin-scraper.json",
-        description="N8N export holding the webhook trigger",
+    workflow_file: str | None = Field(
+        default=None,
+        description="replaced by each webhook scenario's vars.webhook_export",
     )
     enrichment_candidates: list[str] = Field(
         default_factory=lambda: list(DEFAULT_ENRICHMENT_CANDIDATES),
@@ -340,6 +340,16 @@ class VerifySettings(_Strict):
         for spec in value:
             parse_endpoint(spec)
         return value
+
+    @field_validator("workflow_file")
+    @classmethod
+    def _moved(cls, value: str | None) -> None:
+        if value is not None:
+            raise ValueError(
+                "the N8N workflow export is named by each webhook scenario now: move it to "
+                f"scenarios.<name>.vars.webhook_export: {value}, and remove verify.workflow_file"
+            )
+        return None
 
 
 class RegressionSettings(_Strict):

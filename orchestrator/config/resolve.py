@@ -20,6 +20,10 @@ from orchestrator.config.pacing import apply_claude_pacing, apply_production_n8n
 from orchestrator.config.secrets import provide_sandbox_secret
 from orchestrator.core import ConfigError
 
+# The scenario variable naming an N8N workflow export, relative to the config's folder
+# (orchestrator.target.n8n.WEBHOOK_EXPORT_VAR; that package reads it).
+WEBHOOK_EXPORT_VAR = "webhook_export"
+
 
 def _expand_vars(values: dict[str, Any], where: str) -> dict[str, Any]:
     """Expand ``${VAR}`` references in string template variables."""
@@ -65,6 +69,13 @@ def resolve_run(
             )
         secret_env[k6_name] = value
     thresholds = deep_merge(scenario.thresholds, profile.thresholds)
+    values = _expand_vars(
+        {**scenario.vars, **environment.vars, **((override or {}).get("vars") or {})},
+        f"{where}.vars)",
+    )
+    export = values.get(WEBHOOK_EXPORT_VAR)
+    if isinstance(export, str) and export:  # an N8N workflow export, relative to the config
+        values[WEBHOOK_EXPORT_VAR] = str(config.root / export)
     resolved = ResolvedRun(
         scenario_name=scenario_name,
         environment_name=env_name,
@@ -74,10 +85,7 @@ def resolve_run(
         profile=profile,
         base_url=base_url,
         n8n_base_url=n8n_base_url,
-        vars=_expand_vars(
-            {**scenario.vars, **environment.vars, **((override or {}).get("vars") or {})},
-            f"{where}.vars)",
-        ),
+        vars=values,
         thresholds=thresholds,
         secret_env=secret_env,
     )

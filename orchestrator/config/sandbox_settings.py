@@ -16,8 +16,6 @@ from orchestrator.core import ConfigError
 # Names of the sandbox's business endpoints, used in stats and in `endpoint_latency_ms`.
 ENDPOINT_NAMES = ("webhook", "enrichment", "email-enqueue", "email-queue")
 
-# The N8N workflow (webhook path prefix) the LinkedIn scraper is exported as.
-LINKEDIN_WORKFLOW = "linkedin-scraper"
 # The N8N workflow that does enrichment when `enrichment_variant` is "n8n".
 N8N_ENRICHMENT_WORKFLOW = "prospect-enrichment"
 
@@ -79,22 +77,22 @@ class SandboxSettings(BaseModel):
     )
     webhook_auth: WebhookAuth = Field(
         default="none",
-        description="Auth the N8N webhooks demand: none, api-key (header) or bearer.",
+        description="Auth the n8n enrichment webhook demands: none, api-key (header) or "
+        "bearer. The webhooks served from workflow exports check the authentication their "
+        "trigger declares (headerAuth, basicAuth, jwtAuth), with the header and secret below.",
     )
     webhook_api_key_header: str = Field(
         default="X-N8N-API-KEY",
         min_length=1,
-        description="Header holding the key for api-key auth.",
+        description="Header holding the key for api-key auth (N8N: the Header Auth "
+        "credential's name).",
     )
     webhook_secret_env: str = Field(
         default="ORCH_SANDBOX_WEBHOOK_SECRET",
         min_length=1,
-        description="Name of the environment variable holding the expected key or bearer "
-        "secret (the value itself is never stored in settings).",
-    )
-    webhook_workflows: list[str] = Field(
-        default_factory=lambda: [LINKEDIN_WORKFLOW],
-        description="Workflow names whose webhooks are registered (others 404, as in N8N).",
+        description="Name of the environment variable holding the expected key, bearer "
+        "secret, user:password (basicAuth) or HS256 passphrase (jwtAuth); the value itself "
+        "is never stored in settings.",
     )
     email_send_rate_per_second: float = Field(
         default=50.0, gt=0, description="How fast each campaign's email queue drains."

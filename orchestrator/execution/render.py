@@ -23,6 +23,7 @@ import jinja2
 
 from orchestrator.config import EgressPolicy, OrchConfig, ResolvedRun, guard_run
 from orchestrator.core import ConfigError, SetupError
+from orchestrator.target import WEBHOOK_PATH_VAR, is_webhook_scenario, scenario_webhook
 
 HELPERS_DIR_NAME = "k6_scripts"
 
@@ -120,7 +121,16 @@ def k6_options(run: ResolvedRun, policy: EgressPolicy | None = None) -> dict[str
 
 
 def template_context(run: ResolvedRun, policy: EgressPolicy | None = None) -> dict[str, Any]:
-    """Variables a scenario template sees (never secret values)."""
+    """Variables a scenario template sees (never secret values).
+
+    A scenario that posts to an N8N webhook (``webhook_export`` or ``webhook_path``) also
+    sees ``webhook_path``: the path N8N serves for the export's trigger, derived by N8N's
+    rules (:mod:`orchestrator.target.n8n`), unless ``webhook_path`` overrides it.
+    """
+    webhook: dict[str, Any] = {}
+    if is_webhook_scenario(run.vars):
+        where = f"scenario {run.scenario_name!r} (environment {run.environment_name!r})"
+        webhook[WEBHOOK_PATH_VAR] = scenario_webhook(run.vars, where).path
     return {
         "scenario": run.scenario_name,
         "environment": run.environment_name,
@@ -135,6 +145,7 @@ def template_context(run: ResolvedRun, policy: EgressPolicy | None = None) -> di
         "secret_names": sorted(run.secret_env),
         "vars": run.vars,
         **run.vars,
+        **webhook,
     }
 
 

@@ -3,8 +3,15 @@ environment readiness (`orch env check`)."""
 
 from __future__ import annotations
 
+from orchestrator.target.n8n import (
+    WEBHOOK_EXPORT_VAR,
+    WEBHOOK_PATH_VAR,
+    is_webhook_scenario,
+    scenario_webhook,
+)
 from orchestrator.target.readiness import Check, check_environment, required_variables
 from orchestrator.target.sandbox import (
+    N8NWorkflows,
     SandboxProcess,
     is_listening,
     serve,
@@ -27,15 +34,20 @@ from orchestrator.target.verify import (
     VerifyReport,
     save_record,
     verify_environment,
+    webhook_lines,
     write_enrichment_endpoint,
+    write_webhook_path,
 )
 
 __all__ = [
     "OWNED_TABLES",
     "USERS_FILE",
+    "WEBHOOK_EXPORT_VAR",
+    "WEBHOOK_PATH_VAR",
     "Check",
     "CredentialsFile",
     "LocalAuthStore",
+    "N8NWorkflows",
     "SandboxProcess",
     "SupabaseAdminStore",
     "UserStore",
@@ -44,13 +56,17 @@ __all__ = [
     "cleanup_users",
     "create_users",
     "is_listening",
+    "is_webhook_scenario",
     "list_users",
     "required_variables",
     "save_record",
+    "scenario_webhook",
     "serve",
     "start_sandbox",
     "target_for",
     "users_for_run",
     "verify_environment",
+    "webhook_lines",
     "write_enrichment_endpoint",
+    "write_webhook_path",
 ]

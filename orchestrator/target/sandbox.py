@@ -2,14 +2,17 @@
 
 It serves what the shipped scenarios hit, with the behaviour that matters under load:
 
-- ``POST /webhook/{workflow}/{unique_id}``: the N8N LinkedIn-scraper webhook (see
-  ``workflows/linkedin-scraper.json``), answering 200 with an ``executionId``; auth is
-  none, an API-key header or a bearer token, as configured;
+- the N8N webhooks of the workflow exports it is given (``workflows/linkedin-scraper.json``
+  for ``orch run linkedin-scrape``), routed as N8N routes them and checking the
+  authentication each trigger declares, with the node's IP whitelist and Ignore Bots
+  options (:mod:`orchestrator.target.n8n`), answering 200 with an ``executionId``; a path
+  N8N would not serve gets N8N's 404;
 - one AI-enrichment endpoint, the configured ``enrichment_variant`` (the others 404), behind
   a token-bucket rate limit that answers 429 with ``Retry-After`` like the Claude API tiers;
 - an email queue: ``POST /campaigns/{id}/emails`` and ``GET /campaigns/{id}/queue``;
 - ``GET /health``; ``GET /__sandbox/stats`` and ``POST /__sandbox/reset`` (counters per
-  endpoint and status, so tests can check k6's counts against what the sandbox sent);
+  endpoint and status, and per N8N webhook served from an export, so tests can check k6's
+  counts against what the sandbox sent, and where it sent them);
 - ``GET /__sandbox/identity?nonce=N``: the proof that this is the orch sandbox whose token
   orch knows (an HMAC of the nonce under a per-process token, never the token itself), so
   ``orch run`` never takes another program on the port for its sandbox
@@ -29,10 +32,12 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import ipaddress
 import json
 import math
 import os
 import random
+import re
 import secrets
 import signal
 import socket
@@ -46,7 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from orchestrator.config import (
     ENDPOINT_NAMES,
@@ -56,11 +61,20 @@ from orchestrator.config import (
     settings_from_mapping,
 )
 from orchestrator.core import ConfigError, SetupError
+from orchestrator.target.n8n import (
+    N8N_ENDPOINT_VAR,
+    PRODUCTION_ENDPOINT,
+    WEBHOOK_EXPORT_VAR,
+    Route,
+    WebhookRouter,
+    read_export,
+)
 
 SETTINGS_ENV = "ORCH_SANDBOX_SETTINGS"  # the child process reads its settings (JSON) here
 READY_FILE_ENV = "ORCH_SANDBOX_READY_FILE"  # the child writes {"port", "pid"} here once bound
 PARENT_PID_ENV = "ORCH_SANDBOX_PARENT_PID"  # the child exits when this parent is gone
 TOKEN_ENV = "ORCH_SANDBOX_TOKEN"  # the child's identity token, chosen by the parent
+N8N_ENV = "ORCH_SANDBOX_N8N"  # the N8N workflow exports the child serves (JSON)
 IDENTITY_PATH = "/__sandbox/identity"
 SERVICE_NAME = "orch-sandbox"
 CHILD_MODULE = "orchestrator.target.sandbox_child"  # what start_sandbox runs with python -m
@@ -105,18 +119,57 @@ class _TokenBucket:
         return (1.0 - self.tokens) / self.rate
 
 
+@dataclass(frozen=True)
+class N8NWorkflows:
+    """The N8N workflow exports whose webhooks the sandbox serves, as N8N would with the
+    server endpoint ``endpoint`` (``N8N_ENDPOINT_WEBHOOK``)."""
+
+    exports: tuple[str, ...] = ()
+    endpoint: str = PRODUCTION_ENDPOINT
+
+    def router(self) -> WebhookRouter:
+        """The exports' webhooks (ConfigError for an export that cannot be read)."""
+        return WebhookRouter.of(t for export in self.exports for t in read_export(Path(export)))
+
+    def to_json(self) -> str:
+        return json.dumps({"exports": list(self.exports), "endpoint": self.endpoint})
+
+    @classmethod
+    def from_json(cls, text: str | None) -> N8NWorkflows:
+        data = json.loads(text) if text else {}
+        exports = tuple(str(e) for e in data.get("exports") or ())
+        return cls(exports, str(data.get("endpoint") or PRODUCTION_ENDPOINT))
+
+    @classmethod
+    def of_run(cls, run: ResolvedRun, exports: tuple[str, ...] | None = None) -> N8NWorkflows:
+        """``exports``, else the one the run's scenario names (resolved against the config),
+        with the run's N8N endpoint."""
+        if exports is None:
+            own = run.vars.get(WEBHOOK_EXPORT_VAR)
+            exports = (str(own),) if isinstance(own, str) and own else ()
+        endpoint = str(run.vars.get(N8N_ENDPOINT_VAR) or PRODUCTION_ENDPOINT).strip("/")
+        return cls(tuple(dict.fromkeys(exports)), endpoint)
+
+
 class SandboxApp:
     """The sandbox as a raw ASGI 3 application."""
 
     def __init__(
-        self, settings: SandboxSettings, secret: str | None, token: str | None = None
+        self,
+        settings: SandboxSettings,
+        secret: str | None,
+        token: str | None = None,
+        *,
+        webhooks: WebhookRouter | None = None,
+        n8n_endpoint: str = PRODUCTION_ENDPOINT,
     ) -> None:
         self.settings = settings
         self._secret = secret.encode() if secret is not None else None
         self._token = (token or new_token()).encode()
         self._auth = settings.webhook_auth
         self._key_header = settings.webhook_api_key_header.lower().encode()
-        self._workflows = frozenset(settings.webhook_workflows)
+        self._router = webhooks or WebhookRouter()
+        self._n8n_prefix = f"/{n8n_endpoint.strip('/')}/"
         self._variant = settings.enrichment_variant
         self._rng = random.Random(settings.seed)
         self._error_rate = settings.error_rate
@@ -140,6 +193,7 @@ class SandboxApp:
     def reset(self) -> None:
         """Zero every counter (not the rate-limit bucket or the email queues)."""
         self._counts: dict[tuple[str, int], int] = {}
+        self._route_counts: dict[tuple[str, int], int] = {}
         self._work = {"webhook_executions": 0, "enrichments": 0, "emails_queued": 0}
         self._injected = 0
         self._next_id = 0
@@ -155,9 +209,16 @@ class SandboxApp:
             entry["by_status"][str(status)] = count
             by_status[str(status)] = by_status.get(str(status), 0) + count
             total += count
+        routes: dict[str, dict[str, Any]] = {}
+        for (key, status), count in sorted(self._route_counts.items()):
+            entry = routes.setdefault(key, {"total": 0, "by_status": {}})
+            entry["total"] += count
+            entry["by_status"][str(status)] = count
         return {
             "total": total,
             "by_endpoint": by_endpoint,
+            # per N8N webhook served from an export: "POST /webhook/<webhookId>/path/:param"
+            "n8n_webhooks": routes,
             "by_status": by_status,
             "rate_limited": by_status.get("429", 0),
             "errors_injected": self._injected,
@@ -172,20 +233,27 @@ class SandboxApp:
         if scope["type"] != "http":
             return
         method: str = scope["method"]
-        parts = scope["path"].split("/")
+        path: str = scope["path"]
+        parts = path.split("/")
         n = len(parts)
         endpoint = ""
         ident = ""
         allow = _ALLOW_POST
         allowed = "POST"
-        if n == 4 and parts[1] == "webhook" and parts[3]:
-            if parts[2] in self._workflows:
-                endpoint, ident = "webhook", parts[3]
-            elif parts[2] == N8N_ENRICHMENT_WORKFLOW and self._variant == "n8n":
-                endpoint, ident = "enrichment", parts[3]
-            else:
-                await self._n8n_not_registered(send, method, parts[2], parts[3])
-                return
+        if (
+            n == 4
+            and parts[1] == "webhook"
+            and parts[2] == N8N_ENRICHMENT_WORKFLOW
+            and parts[3]
+            and self._variant == "n8n"
+        ):
+            endpoint, ident = "enrichment", parts[3]
+        elif path.startswith(self._n8n_prefix):
+            # routed on the path as sent (still URL-encoded), as N8N derives its URLs
+            raw = scope.get("raw_path")
+            sent = raw.decode("latin-1") if raw else path
+            await self._n8n_webhook(scope, receive, send, method, sent[len(self._n8n_prefix) :])
+            return
         elif n == 4 and parts[1] == "prospects" and parts[2]:
             if (parts[3] == "enrichment" and self._variant == "prospects-enrichment") or (
                 parts[3] == "enrich" and self._variant == "prospects-enrich"
@@ -231,7 +299,7 @@ class SandboxApp:
         self, scope: Scope, receive: Receive, endpoint: str, ident: str
     ) -> tuple[int, bytes, tuple[tuple[bytes, bytes], ...]]:
         """Auth, body, rate limit, error injection, then the endpoint's own answer."""
-        if self._auth != "none" and (endpoint == "webhook" or self._variant == "n8n"):
+        if self._auth != "none" and self._variant == "n8n" and endpoint == "enrichment":
             denied = self._check_auth(scope)
             if denied is not None:
                 return denied, _AUTH_BODIES[denied], ()
@@ -248,13 +316,6 @@ class SandboxApp:
             self._injected += 1
             return 500, b'{"error":"internal server error (injected by the sandbox)"}', ()
         self._next_id += 1
-        if endpoint == "webhook":
-            self._work["webhook_executions"] += 1
-            body = b'{"executionId":"%d","status":"queued","uniqueId":%s}' % (
-                self._next_id,
-                json.dumps(ident).encode(),
-            )
-            return 200, body, ()
         if endpoint == "enrichment":
             if not ident:
                 prospect = payload.get("prospectId") if isinstance(payload, dict) else None
@@ -369,14 +430,116 @@ class SandboxApp:
         else:
             await _respond(send, 404, b'{"error":"not found"}')
 
-    async def _n8n_not_registered(self, send: Send, method: str, workflow: str, ident: str) -> None:
+    async def _n8n_not_registered(self, send: Send, method: str, path: str) -> None:
+        """N8N's 404 (``WebhookNotFoundError``), naming the methods the path does take."""
         self._count("unmatched", 404)
+        methods = self._router.methods(path)
+        if methods:
+            text = (
+                f"This webhook is not registered for {method} requests. Did you mean to make "
+                f"a {' or '.join(methods)} request?"
+            )
+        else:
+            text = f'The requested webhook "{method} {path}" is not registered.'
         message = {
             "code": 404,
-            "message": f'The requested webhook "{method} {workflow}/{ident}" is not registered.',
-            "hint": "Activate the workflow whose Webhook node has this path.",
+            "message": text,
+            "hint": "The workflow must be active for a production URL to run successfully.",
         }
         await _respond(send, 404, json.dumps(message).encode())
+
+    # -- N8N webhooks served from workflow exports -------------------------------------
+
+    async def _n8n_webhook(
+        self, scope: Scope, receive: Receive, send: Send, method: str, path: str
+    ) -> None:
+        """A request under N8N's webhook endpoint, routed as N8N routes it."""
+        path = path.rstrip("/")  # N8N removes a trailing slash
+        if method == "OPTIONS":
+            methods = self._router.methods(path)
+            if not methods:
+                await self._n8n_not_registered(send, method, path)
+                return
+            self._count("webhook", 204)
+            allow = ", ".join([*methods, "OPTIONS"]).encode()
+            await _respond(send, 204, b"", ((b"allow", allow),))
+            return
+        found = self._router.find(method, path)
+        if found is None:
+            await self._n8n_not_registered(send, method, path)
+            return
+        route, params = found
+        params = {name: unquote(value) for name, value in params.items()}
+        status, body, headers = await self._webhook(scope, receive, route, params)
+        delay = self._delay_ms("webhook")
+        if delay > 0:
+            await asyncio.sleep(delay / 1000.0)
+        self._count("webhook", status)
+        key = (route.key, status)
+        self._route_counts[key] = self._route_counts.get(key, 0) + 1
+        await _respond(send, status, body, headers)
+
+    async def _webhook(
+        self, scope: Scope, receive: Receive, route: Route, params: dict[str, str]
+    ) -> tuple[int, bytes, tuple[tuple[bytes, bytes], ...]]:
+        """The Webhook node's checks in N8N's order (IP whitelist, Ignore Bots, the
+        authentication), then the sandbox's body, rate limit and error injection."""
+        trigger = route.trigger
+        client = scope.get("client") or ("", 0)
+        if trigger.ip_whitelist and not ip_whitelisted(trigger.ip_whitelist, str(client[0])):
+            return 403, b'{"code":403,"message":"IP is not whitelisted to access the webhook!"}', ()
+        if trigger.ignore_bots and looks_like_bot(_header(scope, b"user-agent")):
+            return 403, _AUTH_BODIES[403], _AUTH_CHALLENGE
+        denied = self._check_n8n_auth(scope, trigger.authentication)
+        if denied is not None:
+            return denied[0], denied[1], _AUTH_CHALLENGE
+        payload = await _read_json(receive)
+        if payload is _BAD_JSON:
+            return 400, b'{"error":"invalid JSON body"}', ()
+        if self._bucket is not None and "webhook" in self._limited:
+            wait = self._bucket.take()
+            if wait > 0.0:
+                return 429, _RATE_LIMITED_BODY, self._rate_headers(wait)
+        if self._error_rate and self._rng.random() < self._error_rate:
+            self._injected += 1
+            return 500, b'{"error":"internal server error (injected by the sandbox)"}', ()
+        self._next_id += 1
+        self._work["webhook_executions"] += 1
+        body = b'{"executionId":"%d","status":"queued","params":%s}' % (
+            self._next_id,
+            json.dumps(params, separators=(",", ":")).encode(),
+        )
+        return 200, body, ()
+
+    def _check_n8n_auth(self, scope: Scope, kind: str) -> tuple[int, bytes] | None:
+        """The Webhook node's authentication check (N8N's validateWebhookAuthentication):
+        None when the request passes, else N8N's status and message."""
+        if kind == "none":
+            return None
+        if self._secret is None:
+            return 500, b'{"code":500,"message":"No authentication data defined on node!"}'
+        if kind == "headerAuth":  # a missing header is 403 too, as in N8N
+            given = _header(scope, self._key_header)
+            if given is None or not hmac.compare_digest(given, self._secret):
+                return 403, _AUTH_BODIES[403]
+            return None
+        authorization = _header(scope, b"authorization")
+        if kind == "basicAuth":
+            scheme, _, encoded = (authorization or b"").partition(b" ")
+            try:
+                decoded = base64.b64decode(encoded.strip(), validate=True)
+            except ValueError:
+                decoded = b""
+            if scheme.lower() != b"basic" or b":" not in decoded:
+                return 401, _AUTH_BODIES[401]
+            return None if hmac.compare_digest(decoded, self._secret) else (403, _AUTH_BODIES[403])
+        if kind == "jwtAuth":
+            pieces = (authorization or b"").split(b" ")
+            token = pieces[1] if len(pieces) > 1 else b""
+            if not token:
+                return 401, b'{"code":401,"message":"No token provided"}'
+            return None if _valid_hs256_jwt(token, self._secret) else (403, _AUTH_BODIES[403])
+        return 500, b'{"code":500,"message":"the sandbox cannot check this authentication"}'
 
 
 _AUTH_BODIES = {
@@ -387,6 +550,40 @@ _RATE_LIMITED_BODY = (
     b'{"type":"error","error":{"type":"rate_limit_error",'
     b'"message":"Rate limit exceeded (sandbox token bucket); retry after Retry-After seconds."}}'
 )
+_AUTH_CHALLENGE = ((b"www-authenticate", b'Basic realm="Webhook"'),)  # as N8N answers
+# User-Agents N8N's Ignore Bots option turns away: the node uses the `isbot` package; this
+# is a short stand-in for it that, like it, counts k6's default (Grafana k6/…) and
+# command-line clients as bots.
+_BOT = re.compile(
+    rb"bot|crawl|spider|slurp|preview|headless|k6|curl|wget|python|httpx|go-http-client|"
+    rb"okhttp|java/|libwww|axios|node-fetch",
+    re.IGNORECASE,
+)
+
+
+def looks_like_bot(user_agent: bytes | None) -> bool:
+    """Whether Ignore Bots turns this User-Agent away (see ``_BOT``)."""
+    return bool(user_agent) and _BOT.search(user_agent or b"") is not None
+
+
+def ip_whitelisted(whitelist: tuple[str, ...], address: str) -> bool:
+    """The Webhook node's IP(s) Whitelist: an entry that is a network contains the address;
+    any other entry matches as a substring of it, as N8N's ``isIpWhitelisted`` does."""
+    for entry in whitelist:
+        try:
+            if ipaddress.ip_address(address) in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            if entry in address:
+                return True
+    return False
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
 
 
 async def _respond(
@@ -441,15 +638,23 @@ def _valid_hs256_jwt(token: bytes, secret: bytes) -> bool:
 # --------------------------------------------------------------------------- serving
 
 
-def _read_secret(settings: SandboxSettings) -> str | None:
-    if settings.webhook_auth == "none":
+def _read_secret(settings: SandboxSettings, webhooks: WebhookRouter | None = None) -> str | None:
+    """The key (or ``user:password``, or JWT passphrase) the webhooks are checked with."""
+    routes = webhooks.routes if webhooks else []
+    needs = [r.trigger for r in routes if r.trigger.authentication != "none"]
+    if settings.webhook_auth == "none" and not needs:
         return None
     secret = os.environ.get(settings.webhook_secret_env)
     if not secret:
+        why = (
+            f"the sandbox's webhook_auth is {settings.webhook_auth!r}"
+            if settings.webhook_auth != "none"
+            else f"the workflow export's trigger ({needs[0].label}) uses {needs[0].authentication}"
+        )
         raise SetupError(
-            f"the sandbox's webhook_auth is {settings.webhook_auth!r} but the environment "
-            f"variable {settings.webhook_secret_env} is not set; export it with the expected "
-            "key, or set webhook_auth: none"
+            f"{why} but the environment variable {settings.webhook_secret_env} is not set; "
+            "export it with the expected key (basicAuth: user:password; jwtAuth: the HS256 "
+            "passphrase)"
         )
     return secret
 
@@ -478,22 +683,26 @@ def serve(
     *,
     on_ready: Callable[[str], None] | None = None,
     token: str | None = None,
+    n8n: N8NWorkflows | None = None,
 ) -> None:
     """Serve the sandbox in the foreground until SIGINT/SIGTERM (blocking).
 
     ``on_ready`` gets the base URL once the socket listens (useful with ``port=0``).
     ``token`` is the identity token (a new one when None); it is recorded for this user
     (:func:`identity_file`) while the sandbox serves, so any orch of this user can tell
-    this sandbox from another program on its port.
+    this sandbox from another program on its port. ``n8n`` names the workflow exports
+    whose webhooks it serves.
     """
     import uvicorn
 
-    secret = _read_secret(settings)
+    n8n = n8n or N8NWorkflows()
+    webhooks = n8n.router()
+    secret = _read_secret(settings, webhooks)
     sock = _bind(settings)
     port = int(sock.getsockname()[1])
     url = settings.url_for(port)
     token = token or new_token()
-    app = SandboxApp(settings, secret, token)
+    app = SandboxApp(settings, secret, token, webhooks=webhooks, n8n_endpoint=n8n.endpoint)
     registered = _register(settings.host, port, token)
     config = uvicorn.Config(
         app,
@@ -732,12 +941,20 @@ class SandboxProcess:
         self.stop()
 
 
-def start_sandbox(settings: SandboxSettings, *, log_path: Path | None = None) -> SandboxProcess:
+def start_sandbox(
+    settings: SandboxSettings,
+    *,
+    log_path: Path | None = None,
+    n8n: N8NWorkflows | None = None,
+) -> SandboxProcess:
     """Start the sandbox in a child process (:data:`CHILD_MODULE`); wait for ``/health``.
 
-    Raises :class:`SetupError` naming the port when it cannot start (e.g. port in use).
+    ``n8n`` names the N8N workflow exports whose webhooks it serves (none by default).
+    Raises :class:`SetupError` naming the port when it cannot start (e.g. port in use),
+    :class:`ConfigError` when an export cannot be read.
     """
-    _read_secret(settings)  # fail here, in the parent, with the clear message
+    n8n = n8n or N8NWorkflows()
+    _read_secret(settings, n8n.router())  # fail here, in the parent, with the clear message
     if settings.port and is_listening(settings.url_for(settings.port)):
         raise SetupError(
             f"port {settings.port} on {settings.host} is already in use, so the sandbox cannot "
@@ -749,6 +966,7 @@ def start_sandbox(settings: SandboxSettings, *, log_path: Path | None = None) ->
     ready.unlink()
     env = dict(os.environ)
     env[SETTINGS_ENV] = settings.model_dump_json()
+    env[N8N_ENV] = n8n.to_json()
     env[READY_FILE_ENV] = str(ready)
     env[PARENT_PID_ENV] = str(os.getpid())
     token = new_token()
@@ -908,10 +1126,15 @@ Echo = Callable[[str], None]
 
 
 @contextlib.contextmanager
-def target_for(run: ResolvedRun, run_dir: Path, echo: Echo) -> Iterator[TargetWatch]:
+def target_for(
+    run: ResolvedRun, run_dir: Path, echo: Echo, *, workflows: tuple[str, ...] | None = None
+) -> Iterator[TargetWatch]:
     """The target of a local run with a sandbox: an orch sandbox already serving at its URL
     (one that proves its identity), else one started here. Anything else listening there
-    is refused (SetupError, exit 4) and is sent nothing but the identity check."""
+    is refused (SetupError, exit 4) and is sent nothing but the identity check.
+
+    A sandbox started here serves the N8N webhooks of the workflow exports ``workflows``,
+    by default the one the run's scenario names (``vars.webhook_export``)."""
     if run.environment.kind != "local" or run.environment.sandbox is None:
         yield TargetWatch()
         return
@@ -938,7 +1161,8 @@ def target_for(run: ResolvedRun, run_dir: Path, echo: Echo) -> Iterator[TargetWa
         )
     # validated when the config was read; the port comes from base_url
     settings = SandboxSettings.model_validate({**run.environment.sandbox, "port": parts.port or 80})
-    with start_sandbox(settings, log_path=run_dir / "sandbox.log") as sandbox:
+    n8n = N8NWorkflows.of_run(run, workflows)
+    with start_sandbox(settings, log_path=run_dir / "sandbox.log", n8n=n8n) as sandbox:
         echo(f"target: started the embedded sandbox at {sandbox.url} (pid {sandbox.pid})")
         watch = TargetWatch(sandbox.url, sandbox.pid, sandbox.process, sandbox.token)
         try:
@@ -953,6 +1177,7 @@ def serve_from_environment() -> int:
     raw = os.environ.get(SETTINGS_ENV)
     try:
         settings = settings_from_mapping(json.loads(raw) if raw else {}, SETTINGS_ENV)
+        n8n = N8NWorkflows.from_json(os.environ.get(N8N_ENV))
     except (ConfigError, ValueError) as exc:
         print(f"Error: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 3
@@ -964,6 +1189,7 @@ def serve_from_environment() -> int:
     def announce(url: str) -> None:
         shown = settings.model_dump(exclude={"host", "port"})
         print(f"orch sandbox pid {os.getpid()} serving {url} with {shown}", file=sys.stderr)
+        print(f"N8N webhooks (/{n8n.endpoint}/) from: {list(n8n.exports)}", file=sys.stderr)
         if ready_file:
             port = urlsplit(url).port
             tmp = Path(ready_file + ".tmp")
@@ -971,7 +1197,10 @@ def serve_from_environment() -> int:
             tmp.replace(ready_file)
 
     try:
-        serve(settings, on_ready=announce, token=os.environ.get(TOKEN_ENV) or None)
+        serve(settings, on_ready=announce, token=os.environ.get(TOKEN_ENV) or None, n8n=n8n)
+    except ConfigError as exc:
+        print(f"Error: {exc.message}", file=sys.stderr)
+        return 3
     except SetupError as exc:
         print(f"Error: {exc.message}", file=sys.stderr)
         return 4

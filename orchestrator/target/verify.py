@@ -2,22 +2,28 @@
 
 For every scenario of the config, resolved for the environment:
 
-- an N8N webhook (variables ``workflow_name`` and ``webhook_id``): read the trigger node from
-  the workflow export (path, HTTP method, authentication), compare it with the config, then
-  send one real test call with the configured auth and one without;
+- an N8N webhook (``webhook_export``, or a ``webhook_path`` override): derive from the
+  workflow export, by N8N's own rules (:mod:`orchestrator.target.n8n`), the URL N8N serves,
+  its methods, authentication and the node options that would turn a load test away; say
+  whether that is the story's assumed ``/webhook/{workflow}/{id}``; flag an override that
+  disagrees with the export; then send one real test call with the configured auth and one
+  without;
 - each endpoint variable (``*_endpoint``, ``"METHOD /path"``): probe it with the least
   intrusive request that tells existence apart: ``OPTIONS``, else the method with a
   deliberately invalid JSON body (never a real enrichment); ``enrichment_endpoint`` probes
   every candidate of ``verify.enrichment_candidates`` in order and reports which exists.
 
 :func:`verify_environment` returns a :class:`VerifyReport` and prints nothing;
-:func:`write_enrichment_endpoint` records a finding in the config file with a targeted edit
-that keeps its comments and layout.
+:func:`write_scenario_var` records a finding (the enrichment endpoint, the webhook path N8N
+serves) in the config file with a targeted edit that keeps its comments and layout.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import hmac
 import json
 import os
 import tempfile
@@ -27,7 +33,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import yaml
 
@@ -44,6 +49,21 @@ from orchestrator.config import (
     resolve_run,
 )
 from orchestrator.core import ConfigError, SetupError
+from orchestrator.target.n8n import (
+    N8N_ENDPOINT_VAR,
+    N8N_RULES,
+    STORY_FORMAT,
+    TEST_ENDPOINT,
+    WEBHOOK_EXPORT_VAR,
+    WEBHOOK_PATH_VAR,
+    WEBHOOK_TRIGGER_VAR,
+    ScenarioWebhook,
+    Trigger,
+    fill_route,
+    is_webhook_scenario,
+    read_export,
+    scenario_webhook,
+)
 from orchestrator.target.sandbox import target_for
 
 if TYPE_CHECKING:
@@ -52,13 +72,12 @@ if TYPE_CHECKING:
 ENRICHMENT_VAR = "enrichment_endpoint"
 PROBE_ID = "orch-verify-probe"
 INVALID_BODY = b'{"orchVerify": "deliberately invalid JSON'
-N8N_WEBHOOK_TYPE = "n8n-nodes-base.webhook"
-# N8N's webhook authentication options and the scenario's webhook_auth they correspond to.
-N8N_AUTH_MODES = {
-    "none": "none",
-    "headerAuth": "api-key",
-    "jwtAuth": "bearer",
-    "basicAuth": "basic",
+# N8N's Webhook node authentications and the scenario's webhook_auth that sends each.
+N8N_AUTH_MODES: dict[str, tuple[str, ...]] = {
+    "none": ("none",),
+    "headerAuth": ("api-key",),
+    "basicAuth": ("basic",),
+    "jwtAuth": ("jwt", "bearer"),  # jwt: signed by orch with the passphrase; bearer: a token
 }
 AUTH_STATUSES = (401, 403)
 
@@ -123,33 +142,32 @@ class EndpointCheck:
 
 
 @dataclass
-class WebhookTrigger:
-    """The webhook trigger node of an N8N workflow export."""
-
-    node: str
-    path: str
-    method: str
-    authentication: str
-
-    @property
-    def auth_mode(self) -> str:
-        return N8N_AUTH_MODES.get(self.authentication, self.authentication)
-
-
-@dataclass
 class WebhookCheck:
-    """The N8N webhook: its declaration in the export and two live calls."""
+    """An N8N webhook scenarios post to: what N8N serves for its export, and two live calls."""
 
     scenarios: list[str]
+    environment: str
     url: str
     configured_auth: str
-    workflow_file: Path
-    trigger: WebhookTrigger | None = None
-    url_pattern: str = ""
+    webhook: ScenarioWebhook | None = None
+    served_url: str = ""  # what N8N serves for the export's trigger, route parameters as :name
+    test_url: str = ""  # the same while the editor listens (webhook-test)
+    story_format: bool | None = None  # whether that is the story's /webhook/{workflow}/{id}
     with_auth: Call | None = None
     without_auth: Call | None = None
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    disagreement: str | None = None  # the scenario's webhook_path disagrees with the export
+    written_to: Path | None = None
+
+    @property
+    def posts_to(self) -> str:
+        """The path the scenario posts to, and where it comes from."""
+        if self.webhook is None:
+            return ""
+        source = f"vars.{WEBHOOK_PATH_VAR}" if self.webhook.override else "the export"
+        return f"{self.webhook.path} (from {source})"
 
     @property
     def auth_accepted(self) -> bool:
@@ -282,62 +300,20 @@ def probe(client: CheckedClient, spec: EndpointSpec, url: str, *, headers: dict[
     return result
 
 
-# --------------------------------------------------------------------------- N8N export
+# --------------------------------------------------------------------------- N8N webhook
 
 
-def read_webhook_trigger(path: Path, workflow_name: str) -> WebhookTrigger:
-    """The webhook trigger node of an N8N export (for ``workflow_name`` when there are several)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(
-            f"workflow file {path} does not exist; export the workflow from N8N "
-            "(Workflow > Download) or set verify.workflow_file in the config"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"workflow file {path} is not a readable N8N export: {exc}") from None
-    workflows = data if isinstance(data, list) else [data]
-    nodes = [
-        node
-        for wf in workflows
-        if isinstance(wf, dict)
-        for node in wf.get("nodes") or []
-        if isinstance(node, dict) and node.get("type") == N8N_WEBHOOK_TYPE
-    ]
-    if not nodes:
-        raise ConfigError(f"workflow file {path} has no webhook trigger node ({N8N_WEBHOOK_TYPE})")
+def _hs256_jwt(secret: str) -> str:
+    """An HS256 JWT signed with ``secret`` (as ``k6_scripts/auth.js`` signs for jwt)."""
 
-    def path_of(node: dict[str, Any]) -> str:
-        return str((node.get("parameters") or {}).get("path") or "").strip("/")
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
-    matching = [n for n in nodes if path_of(n).split("/")[0] == workflow_name]
-    if len(matching) != 1 and len(nodes) != 1:
-        raise ConfigError(
-            f"workflow file {path} has {len(nodes)} webhook nodes and "
-            f"{len(matching)} under the path {workflow_name!r}; keep one"
-        )
-    node = matching[0] if len(matching) == 1 else nodes[0]
-    params = node.get("parameters") or {}
-    return WebhookTrigger(
-        node=str(node.get("name") or "Webhook"),
-        path=path_of(node),
-        method=str(params.get("httpMethod") or "GET").upper(),  # N8N's default is GET
-        authentication=str(params.get("authentication") or "none"),
-    )
-
-
-def url_pattern(n8n_base_url: str, trigger: WebhookTrigger) -> str:
-    """The URL the trigger listens on, with ``:param`` segments shown as ``{param}``."""
-    segments = [f"{{{s[1:]}}}" if s.startswith(":") else s for s in trigger.path.split("/")]
-    return f"{n8n_base_url.rstrip('/')}/webhook/{'/'.join(segments)}"
-
-
-def _pattern_matches(pattern: str, url: str) -> bool:
-    want = urlsplit(pattern).path.strip("/").split("/")
-    got = urlsplit(url).path.strip("/").split("/")
-    return len(want) == len(got) and all(
-        w == g or (w.startswith("{") and w.endswith("}")) for w, g in zip(want, got, strict=True)
-    )
+    now = int(time.time())
+    head = part(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = part(json.dumps({"sub": "orch-verify", "iat": now, "exp": now + 600}).encode())
+    signature = hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{part(signature)}"
 
 
 def _auth_headers(run: ResolvedRun, mode: str, header: str, secret_var: str) -> dict[str, str]:
@@ -354,44 +330,74 @@ def _auth_headers(run: ResolvedRun, mode: str, header: str, secret_var: str) -> 
         return {header: secret}
     if mode == "bearer":
         return {"Authorization": f"Bearer {secret}"}
-    raise ConfigError(f"unknown webhook_auth {mode!r}; use none, api-key or bearer")
+    if mode == "basic":
+        return {"Authorization": f"Basic {base64.b64encode(secret.encode()).decode()}"}
+    if mode == "jwt":
+        return {"Authorization": f"Bearer {_hs256_jwt(secret)}"}
+    raise ConfigError(f"unknown webhook_auth {mode!r}; use none, api-key, bearer, basic or jwt")
 
 
-def check_webhook(
-    config: OrchConfig, run: ResolvedRun, scenarios: list[str], *, client: CheckedClient
-) -> WebhookCheck:
-    """Compare the N8N export with the config, then call the webhook with and without auth."""
-    values = run.vars
-    url = f"{run.n8n_base_url}/webhook/{values['workflow_name']}/{values['webhook_id']}"
-    mode = str(values.get("webhook_auth") or "none")
-    check = WebhookCheck(
-        scenarios=scenarios,
-        url=url,
-        configured_auth=mode,
-        workflow_file=config.root / config.verify.workflow_file,
-    )
+def _webhook_of(run: ResolvedRun, check: WebhookCheck) -> ScenarioWebhook | None:
+    """The scenario's webhook; with an export orch cannot use, its override alone (if any),
+    the export's problem recorded."""
+    where = f"scenario {run.scenario_name!r} (environment {run.environment_name!r})"
     try:
-        trigger = read_webhook_trigger(check.workflow_file, str(values["workflow_name"]))
+        return scenario_webhook(run.vars, where)
     except ConfigError as exc:
         check.problems.append(exc.message)
+    override = run.vars.get(WEBHOOK_PATH_VAR)
+    if not override:
+        return None
+    try:
+        return scenario_webhook({**run.vars, WEBHOOK_EXPORT_VAR: None}, where)
+    except ConfigError:
+        return None
+
+
+def check_webhook(run: ResolvedRun, scenarios: list[str], *, client: CheckedClient) -> WebhookCheck:
+    """What N8N serves for the scenario's workflow export (by N8N's rules), whether the
+    scenario agrees, then one call with the configured auth and one without.
+
+    The calls go to the URL N8N serves for the export (the scenario's own URL when it has
+    no export), with the route parameters filled; the scenario's own URL is checked against
+    the environment's allow-list first, as the run's script would check it.
+    """
+    values = run.vars
+    mode = str(values.get("webhook_auth") or "none")
+    check = WebhookCheck(scenarios, run.environment_name, "", mode)
+    webhook = _webhook_of(run, check)
+    if webhook is None:
+        return check
+    check.webhook = webhook
+    base = run.n8n_base_url.rstrip("/")
+    probe_id = f"orch-verify-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    own_url = base + fill_route(webhook.path, probe_id)
+    client.policy.check_url(own_url, client.action)  # refused as the run would be
+    trigger = webhook.trigger
+    if trigger is None:
+        check.url = own_url
+        check.warnings.append(
+            f"no workflow export: the URL is vars.{WEBHOOK_PATH_VAR} as written ({webhook.path}); "
+            "name the export in vars.webhook_export so orch derives and checks it"
+        )
     else:
-        check.trigger = trigger
-        check.url_pattern = url_pattern(run.n8n_base_url, trigger)
-        if not _pattern_matches(check.url_pattern, url):
-            check.problems.append(
-                f"the scenario posts to {url}, which the trigger's pattern "
-                f"{check.url_pattern} does not match"
-            )
-        if trigger.method != "POST":
-            check.problems.append(
-                f"the trigger accepts {trigger.method}, but the scenario sends POST; set the "
-                "Webhook node's HTTP Method to POST"
-            )
-        if trigger.auth_mode != mode:
+        check.served_url = trigger.url(base, webhook.endpoint)
+        check.test_url = trigger.url(base, TEST_ENDPOINT)
+        check.story_format = trigger.story_format(webhook.endpoint)
+        check.url = base + fill_route(trigger.served_path(webhook.endpoint), probe_id)
+        for finding in trigger.findings("POST"):
+            {"blocks": check.problems, "warning": check.warnings, "note": check.notes}[
+                finding.severity
+            ].append(f"{trigger.label}: {finding.text}")
+        modes = N8N_AUTH_MODES.get(trigger.authentication)
+        if modes is not None and mode not in modes:
             check.problems.append(
                 f"the trigger's authentication is {trigger.authentication!r} "
-                f"({trigger.auth_mode}) but the config says webhook_auth: {mode}"
+                f"({' or '.join(modes)}) but the config says webhook_auth: {mode}"
             )
+        check.disagreement = webhook.disagreement
+        if check.disagreement:
+            check.problems.append(check.disagreement)
     headers = _auth_headers(
         run,
         mode,
@@ -402,11 +408,12 @@ def check_webhook(
         {
             "profileUrl": "https://www.linkedin.com/in/loadtest-prospect-001",
             "requestedBy": "orch-verify",
-            "runId": f"verify-{datetime.now(UTC):%Y%m%dT%H%M%SZ}",
+            "runId": probe_id.removeprefix("orch-"),
             "test": True,
         }
     ).encode()
     json_type = {"Content-Type": "application/json"}
+    url = check.url
     check.with_auth = send(client, "POST", url, headers={**json_type, **headers}, body=payload)
     check.without_auth = send(client, "POST", url, headers=json_type, body=payload)
     status = check.with_auth.status
@@ -465,11 +472,22 @@ def check_endpoint(
 
 
 @contextlib.contextmanager
-def _target(run: ResolvedRun, echo: Echo) -> Iterator[None]:
-    """For a local environment with a sandbox, start it when nothing listens (as `orch run`)."""
+def _target(runs: list[ResolvedRun], echo: Echo) -> Iterator[None]:
+    """For a local environment with a sandbox, start it when nothing listens (as `orch run`),
+    serving the N8N webhooks of every workflow export the scenarios name that can be read
+    (one that cannot is a problem the webhook check reports)."""
+    exports = []
+    for run in runs:
+        export = run.vars.get(WEBHOOK_EXPORT_VAR)
+        if export and str(export) not in exports:
+            try:
+                read_export(Path(str(export)))
+            except ConfigError:
+                continue
+            exports.append(str(export))
     with (
         tempfile.TemporaryDirectory(prefix="orch-verify-") as tmp,
-        target_for(run, Path(tmp), echo),
+        target_for(runs[0], Path(tmp), echo, workflows=tuple(exports)),
     ):
         yield
 
@@ -500,20 +518,22 @@ def verify_environment(
     # lazy: orch's HTTP client loads httpx, which only commands that make HTTP calls need
     from orchestrator.config.egress_http import http_client
 
-    with _target(first, echo), http_client(policy, "verify endpoints", timeout=timeout) as client:
+    with _target(runs, echo), http_client(policy, "verify endpoints", timeout=timeout) as client:
         webhooks: dict[str, tuple[ResolvedRun, list[str]]] = {}
         for run in runs:
-            if "workflow_name" in run.vars and "webhook_id" in run.vars:
-                key = f"{run.vars['workflow_name']}/{run.vars['webhook_id']}"
+            if is_webhook_scenario(run.vars):
+                same = (WEBHOOK_EXPORT_VAR, WEBHOOK_TRIGGER_VAR, WEBHOOK_PATH_VAR, N8N_ENDPOINT_VAR)
+                key = json.dumps([run.vars.get(k) for k in same], default=str)
                 webhooks.setdefault(key, (run, []))[1].append(run.scenario_name)
         for run, scenarios in webhooks.values():
-            report.webhooks.append(check_webhook(config, run, scenarios, client=client))
+            report.webhooks.append(check_webhook(run, scenarios, client=client))
         for run in runs:
             for variable, value in run.vars.items():
                 if variable.endswith(ENDPOINT_SUFFIX) and value:
                     report.endpoints.append(check_endpoint(config, run, variable, client=client))
     for webhook in report.webhooks:
         webhook.problems = [redact(p) for p in webhook.problems]
+        webhook.disagreement = webhook.disagreement and redact(webhook.disagreement)
     return report
 
 
@@ -521,12 +541,33 @@ def verify_environment(
 
 
 def write_enrichment_endpoint(config_file: Path, env_name: str, scenario: str, value: str) -> Path:
-    """Set ``environments.ENV.scenarios.SCENARIO.vars.enrichment_endpoint`` in the config file.
+    """Set ``environments.ENV.scenarios.SCENARIO.vars.enrichment_endpoint`` in the config file."""
+    return write_scenario_var(config_file, env_name, scenario, ENRICHMENT_VAR, value)
+
+
+def write_webhook_path(config_file: Path, check: WebhookCheck) -> Path | None:
+    """Record the path N8N serves for the export as ``environments.ENV.scenarios.SCENARIO
+    .vars.webhook_path`` of each of the check's scenarios, where the scenario's own path
+    disagrees with it; None when there is nothing to record."""
+    webhook = check.webhook
+    if not check.disagreement or webhook is None or webhook.served is None:
+        return None
+    for scenario in check.scenarios:
+        write_scenario_var(
+            config_file, check.environment, scenario, WEBHOOK_PATH_VAR, webhook.served
+        )
+    return config_file
+
+
+def write_scenario_var(
+    config_file: Path, env_name: str, scenario: str, variable: str, value: str
+) -> Path:
+    """Set ``environments.ENV.scenarios.SCENARIO.vars.VARIABLE`` in the config file.
 
     A targeted text edit, so comments and layout stay as they were; the result is parsed
     and validated before it replaces the file.
     """
-    keys = ["environments", env_name, "scenarios", scenario, "vars", ENRICHMENT_VAR]
+    keys = ["environments", env_name, "scenarios", scenario, "vars", variable]
     text = config_file.read_text(encoding="utf-8")
     new_text = set_yaml_value(text, keys, value)
     data = yaml.safe_load(new_text)
@@ -609,13 +650,7 @@ def render_markdown(report: VerifyReport) -> str:
     ]
     for hook in report.webhooks:
         out += [f"## N8N webhook ({', '.join(hook.scenarios)})", ""]
-        if hook.trigger:
-            t = hook.trigger
-            out += [
-                f"- Workflow file: `{hook.workflow_file.name}`, node `{t.node}`",
-                f"- Trigger: `{t.method}` path `{t.path}`, authentication `{t.authentication}`",
-                f"- URL pattern: `{hook.url_pattern}`",
-            ]
+        out += webhook_lines(hook, markdown=True)
         out += [
             f"- URL called: `{hook.url}` (configured auth: {hook.configured_auth})",
             "",
@@ -627,8 +662,15 @@ def render_markdown(report: VerifyReport) -> str:
             out.append(_call_row("with configured auth", hook.with_auth, meaning))
         if hook.without_auth:
             out.append(_call_row("without auth", hook.without_auth, hook.auth_finding))
+        if hook.written_to:
+            out.append(
+                f"- Written to `{hook.written_to.name}`: environments.{report.environment}"
+                f".scenarios.({', '.join(hook.scenarios)}).vars.{WEBHOOK_PATH_VAR} = "
+                f"`{hook.webhook.served if hook.webhook else ''}`"
+            )
         out += [""] + [f"- Problem: {p}" for p in hook.problems]
-        out += [f"- Warning: {w}" for w in hook.warnings] + [""]
+        out += [f"- Warning: {w}" for w in hook.warnings]
+        out += [f"- Note: {n}" for n in hook.notes] + [""]
     for check in report.endpoints:
         out += [f"## {check.scenario}: `{check.variable}`", ""]
         out += ["| endpoint | exists | how we know |", "|---|---|---|"]
@@ -644,6 +686,46 @@ def render_markdown(report: VerifyReport) -> str:
         out += [f"- Problem: {p}" for p in check.problems] + [""]
     out += [f"- Note: {n}" for n in report.notes]
     return "\n".join(out).rstrip() + "\n"
+
+
+def webhook_lines(hook: WebhookCheck, *, markdown: bool = False) -> list[str]:
+    """What N8N serves for the scenario's export, in words (the record's and the terminal's)."""
+
+    def code(text: str) -> str:
+        return f"`{text}`" if markdown else text
+
+    webhook = hook.webhook
+    if webhook is None:
+        return ["- No URL: the scenario names no usable workflow export or webhook_path"]
+    lines = []
+    trigger = webhook.trigger
+    if trigger is not None:
+        modes = " or ".join(N8N_AUTH_MODES.get(trigger.authentication, ("none orch has",)))
+        story = "yes" if hook.story_format else f"no; N8N serves {code(hook.served_url)}"
+        lines += [
+            f"- Workflow export: {code(trigger.export)}, workflow {trigger.workflow_name!r}, "
+            f"node {trigger.node!r} (path {code(trigger.path)}, webhookId "
+            f"{code(trigger.webhook_id or 'none')})",
+            f"- N8N serves: {', '.join(trigger.methods)} {code(hook.served_url)} (N8N's rules: "
+            f"{N8N_RULES})",
+            f"- While the editor listens: {code(hook.test_url)}",
+            f"- The story's {code(STORY_FORMAT)}: {story}",
+            f"- Authentication: {trigger.authentication} (sent as webhook_auth {modes})",
+            f"- Options: {_options(trigger)}",
+        ]
+    lines.append(f"- The scenario posts to: {code(hook.posts_to)}")
+    return lines
+
+
+def _options(trigger: Trigger) -> str:
+    parts = []
+    if trigger.ip_whitelist:
+        parts.append(f"IP(s) Whitelist {', '.join(trigger.ip_whitelist)}")
+    if trigger.ignore_bots:
+        parts.append("Ignore Bots")
+    if trigger.allowed_origins:
+        parts.append(f"Allowed Origins {trigger.allowed_origins} (CORS, browsers only)")
+    return "; ".join(parts) or "none that turn requests away"
 
 
 def _call_row(label: str, call: Call, meaning: str) -> str:
