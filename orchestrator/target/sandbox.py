@@ -308,13 +308,8 @@ class SandboxApp:
             payload = await _read_json(receive)
             if payload is _BAD_JSON:
                 return 400, b'{"error":"invalid JSON body"}', ()
-        if self._bucket is not None and endpoint in self._limited:
-            wait = self._bucket.take()
-            if wait > 0.0:
-                return 429, _RATE_LIMITED_BODY, self._rate_headers(wait)
-        if self._error_rate and self._rng.random() < self._error_rate:
-            self._injected += 1
-            return 500, b'{"error":"internal server error (injected by the sandbox)"}', ()
+        if (refusal := self._limit_or_fail(endpoint)) is not None:
+            return refusal
         self._next_id += 1
         if endpoint == "enrichment":
             if not ident:
@@ -374,6 +369,18 @@ class SandboxApp:
         if hmac.compare_digest(token, self._secret) or _valid_hs256_jwt(token, self._secret):
             return None
         return 403
+
+    def _limit_or_fail(self, endpoint: str) -> tuple[int, bytes, Any] | None:
+        """A 429 when ``endpoint`` is rate limited and over its budget, an injected 500 at the
+        configured error rate, else None (the request goes on)."""
+        if self._bucket is not None and endpoint in self._limited:
+            wait = self._bucket.take()
+            if wait > 0.0:
+                return 429, _RATE_LIMITED_BODY, self._rate_headers(wait)
+        if self._error_rate and self._rng.random() < self._error_rate:
+            self._injected += 1
+            return 500, b'{"error":"internal server error (injected by the sandbox)"}', ()
+        return None
 
     def _rate_headers(self, wait: float) -> tuple[tuple[bytes, bytes], ...]:
         assert self._bucket is not None
@@ -496,13 +503,8 @@ class SandboxApp:
         payload = await _read_json(receive)
         if payload is _BAD_JSON:
             return 400, b'{"error":"invalid JSON body"}', ()
-        if self._bucket is not None and "webhook" in self._limited:
-            wait = self._bucket.take()
-            if wait > 0.0:
-                return 429, _RATE_LIMITED_BODY, self._rate_headers(wait)
-        if self._error_rate and self._rng.random() < self._error_rate:
-            self._injected += 1
-            return 500, b'{"error":"internal server error (injected by the sandbox)"}', ()
+        if (refusal := self._limit_or_fail("webhook")) is not None:
+            return refusal
         self._next_id += 1
         self._work["webhook_executions"] += 1
         body = b'{"executionId":"%d","status":"queued","params":%s}' % (
