@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
 from orchestrator.cli.options import config_option, echo_err, env_option, load_project
-from orchestrator.core import ConfigError, OrchError, Outcome
+from orchestrator.core import OrchError, Outcome
 
 
 @click.command()
@@ -127,64 +126,55 @@ def run(
 
         orch run linkedin-scrape --env staging --profile load
     """
-    # lazy: keeps --help fast
-    from orchestrator.config import guard_run, refuse_production_kind, resolve_run
-    from orchestrator.execution import execute_run, execute_sharded_run, select_runner
-    from orchestrator.regression import conclude_run, resolve_baseline_file
-    from orchestrator.results import RunFolder
+    from orchestrator.execution import RunRequest, run_scenario  # lazy: keeps --help fast
 
     config = load_project(config_file)
-    chosen_env = env_name or config.defaults.environment
-    # production is refused before anything else, even before its variables are read
-    refuse_production_kind(chosen_env, config.environment(chosen_env).kind, "run a load test")
-    resolved = resolve_run(config, scenario, env_name, profile)
-    guard_run(config, resolved, "run a load test")
-    against_baseline = against_baseline or baseline_file is not None
-    baseline = (
-        resolve_baseline_file(
-            config, resolved.scenario_name, resolved.environment_name, baseline_file
-        )
-        if against_baseline
-        else None
+    request = RunRequest(
+        scenario=scenario,
+        environment=env_name,
+        profile=profile,
+        runner=runner,
+        k6_path=k6_path,
+        make_report=not no_report,
+        shards=shards,
+        parallelism=parallelism,
+        dry_run=dry_run,
+        against_baseline=against_baseline,
+        baseline_file=baseline_file,
     )
-    choice = runner or resolved.environment.runner or config.defaults.runner
-    if (dry_run or parallelism != 1) and choice != "k8s":
-        raise ConfigError("--parallelism and --dry-run apply to --runner k8s only")
-    if choice == "k8s":
-        _run_k8s(config, resolved, parallelism=parallelism, dry_run=dry_run, shards=shards)
-    k6_runner = select_runner(
-        choice, k6_path=k6_path, docker_image=resolved.environment.docker_image, echo=echo_err
-    )
-    if shards is not None:
-        result = execute_sharded_run(config, resolved, k6_runner, shards, echo=echo_err)
+    result = run_scenario(config, request, echo=echo_err)
+    if result.outcome == Outcome.DRY_RUN:
+        click.echo(f"manifests: {result.run_dir / 'k8s'}", err=True)
+        click.echo("to run it by hand:", err=True)
+        for command in result.commands:
+            click.echo(f"  {command}", err=True)
     else:
-        result = execute_run(config, resolved, k6_runner, echo=echo_err, make_report=not no_report)
+        click.echo(_verdict(result.outcome, result.k6_exit_code, result.run_dir), err=True)
+    if result.report_path:
+        click.echo(f"report: {result.report_path}", err=True)
+    click.echo(str(result.run_dir))
+    sys.exit(int(result.exit_code))
+
+
+def _verdict(outcome: Outcome, k6_exit_code: int | None, run_dir: Path) -> str:
+    """The line that tells a person how the run ended."""
+    from orchestrator.results import RunFolder  # lazy: keeps --help fast
+
+    log = RunFolder.LOG
     verdicts = {
         Outcome.PASSED: "PASSED: every threshold held",
         Outcome.THRESHOLDS_FAILED: "FAILED: thresholds crossed",
-        Outcome.K6_ERROR: f"ERROR: k6 failed (exit {result.k6_exit_code}); see {RunFolder.LOG}",
-        Outcome.CRASHED: f"ERROR: k6 crashed or was killed; see {RunFolder.LOG}",
+        Outcome.K6_ERROR: f"ERROR: k6 failed (exit {k6_exit_code}); see {log}",
+        Outcome.CRASHED: f"ERROR: k6 crashed or was killed; see {log}",
         Outcome.INTERRUPTED: "INTERRUPTED: the run was stopped; its files are kept",
-        Outcome.LOAD_NOT_DELIVERED: "INCONCLUSIVE: the load was not delivered"
-        + _delivery_numbers(result.run_dir),
         Outcome.TARGET_LOST: "INCONCLUSIVE: the sandbox stopped during the run; see run.json",
         Outcome.IO_ERROR: "ERROR: the run folder could not be written (a full disk?); k6 was "
         "stopped",
         Outcome.REFUSED: "REFUSED: k6 tried to reach a host outside the allow-list",
     }
-    click.echo(verdicts.get(result.outcome, result.outcome), err=True)
-    if result.report_path:
-        click.echo(f"report: {result.report_path}", err=True)
-    code = conclude_run(
-        result.run_dir,
-        int(result.exit_code),
-        settings=config.regression,
-        baseline=baseline,
-        against_baseline=against_baseline,
-        echo=echo_err,
-    )
-    click.echo(str(result.run_dir))
-    sys.exit(code)
+    if outcome == Outcome.LOAD_NOT_DELIVERED:
+        return "INCONCLUSIVE: the load was not delivered" + _delivery_numbers(run_dir)
+    return verdicts.get(outcome, str(outcome))
 
 
 def _delivery_numbers(run_dir: Path) -> str:
@@ -196,28 +186,6 @@ def _delivery_numbers(run_dir: Path) -> str:
     except OrchError:
         return ""
     return f" ({headline})" if headline else ""
-
-
-def _run_k8s(
-    config: Any, resolved: Any, *, parallelism: int, dry_run: bool, shards: int | None
-) -> None:
-    """`orch run --runner k8s`: a k6-operator TestRun (or its manifests, with --dry-run)."""
-    from orchestrator.execution import execute_k8s_run  # lazy: keeps --help fast
-
-    if shards is not None:
-        raise ConfigError("--shards is for local runs; with --runner k8s use --parallelism N")
-    result = execute_k8s_run(
-        config, resolved, parallelism=parallelism, dry_run=dry_run, echo=echo_err
-    )
-    if dry_run:
-        click.echo(f"manifests: {result.run_dir / 'k8s'}", err=True)
-        click.echo("to run it by hand:", err=True)
-        for command in result.commands:
-            click.echo(f"  {command}", err=True)
-    elif result.report_path:
-        click.echo(f"{result.outcome}; report: {result.report_path}", err=True)
-    click.echo(str(result.run_dir))
-    sys.exit(int(result.exit_code))
 
 
 COMMANDS: list[click.Command] = [scenarios, render, run]

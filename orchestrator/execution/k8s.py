@@ -21,13 +21,13 @@ folder. Every kubectl call goes through :func:`kubectl`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shlex
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -42,7 +42,14 @@ from orchestrator.core import (
     RefusedError,
     SetupError,
 )
-from orchestrator.execution.lifecycle import new_manifest, prepare_run
+from orchestrator.execution.lifecycle import (
+    Echo,
+    PreparedRun,
+    RunEnding,
+    RunLifecycle,
+    RunResult,
+    new_manifest,
+)
 from orchestrator.execution.progress import planned_seconds
 from orchestrator.execution.render import BASE_URL_VAR, N8N_BASE_URL_VAR, RenderedScript
 from orchestrator.results import (
@@ -54,8 +61,7 @@ from orchestrator.results import (
     merge_into,
     utc_now,
 )
-
-Echo = Callable[[str], None]
+from orchestrator.target import TargetWatch
 
 API_VERSION = "k6.io/v1alpha1"
 MANIFESTS_DIR = "k8s"
@@ -354,17 +360,6 @@ def guard_context(config: OrchConfig, context: ClusterContext) -> None:
 # --- the run ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class K8sResult:
-    """How a k8s run (or dry run) ended."""
-
-    run_dir: Path
-    outcome: Outcome  # DRY_RUN or how the run ended
-    exit_code: ExitCode
-    commands: list[str]
-    report_path: Path | None = None
-
-
 def write_manifests(run_dir: Path, manifests: Manifests) -> list[Path]:
     """Write the manifests (the Secret with placeholders only) into ``run_dir/k8s``."""
     folder = run_dir / MANIFESTS_DIR
@@ -406,104 +401,202 @@ def kubectl_commands(run_dir: Path, manifests: Manifests) -> list[str]:
     return commands
 
 
-def execute_k8s_run(
-    config: OrchConfig,
-    run: ResolvedRun,
-    *,
-    parallelism: int,
-    dry_run: bool,
-    echo: Echo,
-) -> K8sResult:
-    """Generate the manifests; with ``dry_run`` write them and return the commands, else
-    apply them on the current (non-production) context, wait, collect and merge."""
+class K6OperatorRun(RunLifecycle):
+    """The run as a k6-operator TestRun of ``parallelism`` runner pods on the current
+    kubectl context (never a production one): apply, wait on ``status.stage``, copy every
+    runner's folder back, merge. A dry run writes the manifests and the kubectl commands
+    and applies nothing."""
 
-    context: ClusterContext | None = None
-    if not dry_run:
-        context = current_context()
-        guard_context(config, context)
-        if _is_loopback(run.base_url) or _is_loopback(run.n8n_base_url):
-            raise ConfigError(
-                f"environment {run.environment_name!r} targets {run.base_url}, a loopback "
-                "address: runner pods would load themselves; use an environment whose URL "
-                "the cluster reaches"
-            )
-    settings = K8sSettings.from_env(run.environment.docker_image)
-    prepared = prepare_run(config, run)
-    run_dir, rendered, test_users = prepared.run_dir, prepared.rendered, prepared.test_users
-    name = testrun_name(run_dir)
-    secret_values = dict(run.secret_env)
-    if test_users:
-        secret_values["ORCH_TEST_USERS"] = json.dumps(test_users)
-    manifests = build_manifests(
-        run,
-        rendered,
-        name=name,
-        parallelism=parallelism,
-        settings=settings,
-        secret_names=sorted(secret_values),
-        run_id=run_dir.name,
-    )
-    manifests.secret_sources = {
-        **run.environment.secrets,
-        **({"ORCH_TEST_USERS": "ORCH_TEST_USERS"} if test_users else {}),
-    }
-    write_manifests(run_dir, manifests)
-    manifest = new_manifest(
-        run,
-        runner=f"k8s x{parallelism}",
-        k6_version=settings.image,
-        files={
-            "script": f"{RunFolder.SCRIPT}/{rendered.script_name}",
-            "config": RunFolder.CONFIG,
-            "manifests": MANIFESTS_DIR,
-        },
-    )
-    commands = kubectl_commands(run_dir, manifests)
-    if dry_run:
-        if _is_loopback(run.base_url):
-            manifest.notes.append(
-                f"the target {run.base_url} is a loopback address: pods cannot reach it"
-            )
-        manifest.outcome, manifest.exit_code = Outcome.DRY_RUN, int(ExitCode.OK)
-        manifest.notes.append("dry run: manifests written to k8s/, nothing applied")
-        manifest.ended_at = iso(utc_now())
+    def __init__(self, *, parallelism: int, dry_run: bool, echo: Echo) -> None:
+        self.parallelism, self.dry_run, self.echo = parallelism, dry_run, echo
+        self._context: ClusterContext | None = None
+        self._settings: K8sSettings | None = None
+        self._state: _Applied | None = None
+
+    def prepare(self, config: OrchConfig, run: ResolvedRun) -> PreparedRun:
+        if not self.dry_run:
+            self._context = current_context()
+            guard_context(config, self._context)
+            if _is_loopback(run.base_url) or _is_loopback(run.n8n_base_url):
+                raise ConfigError(
+                    f"environment {run.environment_name!r} targets {run.base_url}, a loopback "
+                    "address: runner pods would load themselves; use an environment whose URL "
+                    "the cluster reaches"
+                )
+        self._settings = K8sSettings.from_env(run.environment.docker_image)
+        return super().prepare(config, run)
+
+    def plan(self, prepared: PreparedRun, run: ResolvedRun) -> None:
+        assert self._settings is not None
+        run_dir, rendered, test_users = prepared.run_dir, prepared.rendered, prepared.test_users
+        secret_values = dict(run.secret_env)
+        if test_users:
+            secret_values["ORCH_TEST_USERS"] = json.dumps(test_users)
+        manifests = build_manifests(
+            run,
+            rendered,
+            name=testrun_name(run_dir),
+            parallelism=self.parallelism,
+            settings=self._settings,
+            secret_names=sorted(secret_values),
+            run_id=run_dir.name,
+        )
+        manifests.secret_sources = {
+            **run.environment.secrets,
+            **({"ORCH_TEST_USERS": "ORCH_TEST_USERS"} if test_users else {}),
+        }
+        write_manifests(run_dir, manifests)
+        manifest = new_manifest(
+            run,
+            runner=f"k8s x{self.parallelism}",
+            k6_version=self._settings.image,
+            files={
+                "script": f"{RunFolder.SCRIPT}/{rendered.script_name}",
+                "config": RunFolder.CONFIG,
+                "manifests": MANIFESTS_DIR,
+            },
+        )
+        self._state = _Applied(run_dir, manifest, manifests, secret_values)
+        if self.dry_run:
+            if _is_loopback(run.base_url):
+                manifest.notes.append(
+                    f"the target {run.base_url} is a loopback address: pods cannot reach it"
+                )
+            manifest.outcome, manifest.exit_code = Outcome.DRY_RUN, int(ExitCode.OK)
+            manifest.notes.append("dry run: manifests written to k8s/, nothing applied")
+            manifest.ended_at = iso(utc_now())
+        else:
+            assert self._context is not None
+            manifest.notes.append(f"cluster context {self._context.name} ({self._context.server})")
         manifest.save(run_dir)
-        return K8sResult(run_dir, Outcome.DRY_RUN, ExitCode.OK, commands)
 
-    assert context is not None
-    manifest.notes.append(f"cluster context {context.name} ({context.server})")
-    manifest.save(run_dir)
-    echo(f"run folder: {run_dir}")
-    try:
-        return _live_run(run_dir, manifest, manifests, secret_values, settings, echo)
-    except KeyboardInterrupt:
-        _record_failure(
-            run_dir,
-            manifest,
-            Outcome.INTERRUPTED,
-            ExitCode.INTERRUPTED,
-            "stopped while waiting; the TestRun may still run: "
-            f"kubectl -n {settings.namespace} delete testrun {name}",
+    @property
+    def state(self) -> _Applied:
+        assert self._state is not None and self._settings is not None, "plan() first"
+        return self._state
+
+    def result_without_load(self) -> RunResult | None:
+        if not self.dry_run:
+            return None
+        state = self.state
+        commands = tuple(kubectl_commands(state.run_dir, state.manifests))
+        return RunResult(state.run_dir, Outcome.DRY_RUN, ExitCode.OK, None, None, commands)
+
+    def target(
+        self, run: ResolvedRun, run_dir: Path, echo: Echo
+    ) -> contextlib.AbstractContextManager[TargetWatch]:
+        return contextlib.nullcontext(TargetWatch())  # the cluster's target, not watched here
+
+    def start(self) -> None:
+        state, ns = self.state, self._namespace
+        state.started = time.monotonic()
+        manifests = state.manifests
+        kubectl(["-n", ns, "apply", "-f", "-"], input_text=json.dumps(manifests.configmap))
+        if manifests.secret is not None:
+            secret = {**manifests.secret, "stringData": state.secret_values}
+            kubectl(["-n", ns, "apply", "-f", "-"], input_text=json.dumps(secret))
+        kubectl(["-n", ns, "apply", "-f", "-"], input_text=json.dumps(manifests.testrun))
+        self.echo(
+            f"applied TestRun {ns}/{manifests.name} "
+            f"({manifests.testrun['spec']['parallelism']} runners)"
         )
-        raise
-    except OrchError as exc:
-        _record_failure(
-            run_dir,
-            manifest,
-            Outcome.K6_ERROR,
-            exc.exit_code,
-            f"the cluster run failed: {exc.message}",
-        )
-        raise
+
+    def wait(self) -> bool:
+        assert self._settings is not None
+        state, ns, name = self.state, self._namespace, self.state.manifests.name
+        planned = planned_seconds(state.manifest.load_profile or {}) or 0.0
+        deadline = time.monotonic() + planned + self._settings.stage_timeout_s
+        while True:
+            now_stage = kubectl(
+                ["-n", ns, "get", "testrun", name, "-o", "jsonpath={.status.stage}"]
+            ).stdout.strip()
+            if now_stage != state.stage:
+                state.stage = now_stage
+                self.echo(
+                    f"  {time.monotonic() - state.started:5.0f}s  stage: {now_stage or '(pending)'}"
+                )
+            if state.stage in ("finished", "error"):
+                return False
+            if time.monotonic() > deadline:
+                raise K6Error(f"TestRun {ns}/{name} did not finish in time (stage {state.stage!r})")
+            time.sleep(5.0)
+
+    def collect(self, ending: RunEnding) -> None:
+        assert self._settings is not None
+        state = self.state
+        if ending.interrupted:
+            self._record_failure(
+                Outcome.INTERRUPTED,
+                ExitCode.INTERRUPTED,
+                "stopped while waiting; the TestRun may still run: "
+                f"kubectl -n {self._namespace} delete testrun {state.manifests.name}",
+            )
+            return
+        if isinstance(ending.problem, OrchError):
+            self._record_failure(
+                Outcome.K6_ERROR,
+                ending.problem.exit_code,
+                f"the cluster run failed: {ending.problem.message}",
+            )
+            return
+        if ending.problem is not None:
+            return
+        runners_dir = state.run_dir / "runners"
+        try:
+            collect_outputs(self._namespace, state.manifests.name, self._settings, runners_dir)
+        except OrchError as exc:
+            self._record_failure(
+                Outcome.K6_ERROR, exc.exit_code, f"the cluster run failed: {exc.message}"
+            )
+            raise
+        state.collected = runners_dir
+
+    def finish(self) -> RunResult:
+        state = self.state
+        manifest, run_dir = state.manifest, state.run_dir
+        if state.collected is None:  # interrupted: run.json says what to do
+            assert manifest.outcome is not None
+            return RunResult(run_dir, manifest.outcome, ExitCode.INTERRUPTED, None, None)
+        sources = find_sources(sorted(p for p in state.collected.iterdir() if p.is_dir()))
+        merged = merge_into(run_dir, sources)
+        manifest.files.update({"raw": merged.raw_path.name, "summary": RunFolder.MERGED_SUMMARY})
+        manifest.ended_at = iso(utc_now())
+        manifest.duration_s = round(time.monotonic() - state.started, 3)
+        if state.stage == "error":
+            manifest.notes.append("the k6-operator reported stage 'error'")
+
+        def save(outcome: Outcome, code: ExitCode) -> None:
+            manifest.outcome, manifest.exit_code = outcome, int(code)
+            manifest.save(run_dir)
+
+        outcomes: list[Outcome | None] = [Outcome.K6_ERROR] if state.stage == "error" else []
+        outcome, code, report = judge_merged(run_dir, outcomes, save)
+        return RunResult(run_dir, outcome, code, None, report.report_path)
+
+    @property
+    def _namespace(self) -> str:
+        assert self._settings is not None
+        return self._settings.namespace
+
+    def _record_failure(self, outcome: Outcome, code: ExitCode, note: str) -> None:
+        manifest = self.state.manifest
+        manifest.outcome, manifest.exit_code = outcome, int(code)
+        manifest.ended_at = iso(utc_now())
+        manifest.notes.append(note)
+        manifest.save(self.state.run_dir)
 
 
-def _record_failure(
-    run_dir: Path, manifest: RunManifest, outcome: Outcome, code: ExitCode, note: str
-) -> None:
-    manifest.outcome, manifest.exit_code = outcome, int(code)
-    manifest.ended_at = iso(utc_now())
-    manifest.notes.append(note)
-    manifest.save(run_dir)
+@dataclass
+class _Applied:
+    """A TestRun's state across the lifecycle: its folder, run.json, manifests, stage."""
+
+    run_dir: Path
+    manifest: RunManifest
+    manifests: Manifests
+    secret_values: dict[str, str]  # never written to a file: applied as stringData only
+    started: float = 0.0
+    stage: str = ""
+    collected: Path | None = None
 
 
 def _is_loopback(url: str) -> bool:
@@ -511,58 +604,6 @@ def _is_loopback(url: str) -> bool:
 
     host = (urlsplit(url).hostname or "").lower()
     return host in ("localhost", "::1") or host.startswith("127.")
-
-
-def _live_run(
-    run_dir: Path,
-    manifest: RunManifest,
-    manifests: Manifests,
-    secret_values: dict[str, str],
-    settings: K8sSettings,
-    echo: Echo,
-) -> K8sResult:
-    """Apply, wait on status.stage, collect every runner's folder, merge."""
-
-    ns, name = settings.namespace, manifests.name
-    started = time.monotonic()
-    kubectl(["-n", ns, "apply", "-f", "-"], input_text=json.dumps(manifests.configmap))
-    if manifests.secret is not None:
-        secret = {**manifests.secret, "stringData": secret_values}
-        kubectl(["-n", ns, "apply", "-f", "-"], input_text=json.dumps(secret))
-    kubectl(["-n", ns, "apply", "-f", "-"], input_text=json.dumps(manifests.testrun))
-    echo(f"applied TestRun {ns}/{name} ({manifests.testrun['spec']['parallelism']} runners)")
-    planned = planned_seconds(manifest.load_profile or {}) or 0.0
-    deadline = time.monotonic() + planned + settings.stage_timeout_s
-    stage = ""
-    while True:
-        now_stage = kubectl(
-            ["-n", ns, "get", "testrun", name, "-o", "jsonpath={.status.stage}"]
-        ).stdout.strip()
-        if now_stage != stage:
-            stage = now_stage
-            echo(f"  {time.monotonic() - started:5.0f}s  stage: {stage or '(pending)'}")
-        if stage in ("finished", "error"):
-            break
-        if time.monotonic() > deadline:
-            raise K6Error(f"TestRun {ns}/{name} did not finish in time (stage {stage!r})")
-        time.sleep(5.0)
-    runners_dir = run_dir / "runners"
-    collect_outputs(ns, name, settings, runners_dir)
-    sources = find_sources(sorted(p for p in runners_dir.iterdir() if p.is_dir()))
-    merged = merge_into(run_dir, sources)
-    manifest.files.update({"raw": merged.raw_path.name, "summary": RunFolder.MERGED_SUMMARY})
-    manifest.ended_at = iso(utc_now())
-    manifest.duration_s = round(time.monotonic() - started, 3)
-    if stage == "error":
-        manifest.notes.append("the k6-operator reported stage 'error'")
-
-    def save(outcome: Outcome, code: ExitCode) -> None:
-        manifest.outcome, manifest.exit_code = outcome, int(code)
-        manifest.save(run_dir)
-
-    outcomes: list[Outcome | None] = [Outcome.K6_ERROR] if stage == "error" else []
-    outcome, code, report = judge_merged(run_dir, outcomes, save)
-    return K8sResult(run_dir, outcome, code, [], report.report_path)
 
 
 def collect_outputs(namespace: str, name: str, settings: K8sSettings, into: Path) -> None:

@@ -1,8 +1,12 @@
-"""One run, end to end: folder, script, target, k6, raw output, report, manifest.
+"""One run's lifecycle: prepare → start → wait → collect → finish, the same for every runner.
 
-:func:`execute_run` prints nothing itself: it reports through an ``echo`` callback and
-returns a :class:`RunResult`. Whatever happens (threshold failure, k6 crash, Ctrl-C, a
-failing report) every file already written stays, and ``run.json`` says how it ended.
+:class:`RunLifecycle` is the interface; :func:`carry_out` drives it. Implementations: one
+k6 on this machine or in Docker (:mod:`~orchestrator.execution.local`), local shards
+(:mod:`~orchestrator.execution.shards`) and a k6-operator TestRun
+(:mod:`~orchestrator.execution.k8s`). Nothing here prints: it reports through an ``echo``
+callback and returns a :class:`RunResult`. Whatever happens (threshold failure, k6 crash,
+Ctrl-C, a failing report) every file already written stays, and ``run.json`` says how the
+run ended.
 """
 
 from __future__ import annotations
@@ -10,8 +14,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,53 +32,127 @@ from orchestrator.config import (
     guard_run,
     max_vus,
 )
-from orchestrator.core import ConfigError, ExitCode, OrchError, Outcome, SetupError
-from orchestrator.execution.docker import DockerRunner
-from orchestrator.execution.k6bin import find_k6
-from orchestrator.execution.progress import (
-    ProgressMonitor,
-    ProgressSnapshot,
-    free_loopback_port,
-    planned_seconds,
-)
+from orchestrator.core import ExitCode, OrchError, Outcome
 from orchestrator.execution.render import (
     BASE_URL_VAR,
     N8N_BASE_URL_VAR,
     RenderedScript,
     render_script,
 )
-from orchestrator.execution.runner import (
-    K6Invocation,
-    K6Outcome,
-    K6Runner,
-    LineSink,
-    NativeRunner,
-    dropped_variables,
-)
+from orchestrator.execution.runner import K6Outcome, LineSink, dropped_variables
 from orchestrator.results import (
     RunFolder,
     RunManifest,
-    build_report,
     finalize_raw,
     iso,
     utc_now,
     write_json,
 )
-from orchestrator.results.report import judge_delivery_from_summary
-from orchestrator.target import USERS_FILE, target_for, users_for_run
+from orchestrator.target import USERS_FILE, TargetWatch, target_for, users_for_run
 
 Echo = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """How a run ended and where its files are."""
+    """How a run ended and where its files are (``commands``: what a dry run leaves to do
+    by hand)."""
 
     run_dir: Path
     outcome: Outcome
     exit_code: ExitCode
     k6_exit_code: int | None
     report_path: Path | None
+    commands: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunEnding:
+    """What :func:`carry_out` saw of the load's end, handed to :meth:`RunLifecycle.collect`."""
+
+    interrupted: bool  # Ctrl-C or SIGTERM
+    problem: BaseException | None  # an error that stopped the lifecycle (re-raised after)
+    target_lost: str | None  # the note when the run's sandbox stopped during the run
+    duration_s: float
+
+
+class RunLifecycle(ABC):
+    """One way of carrying a run through prepare → start → wait → collect → finish.
+
+    :func:`carry_out` calls the steps in that order, ``collect`` also when a step raised,
+    ``finish`` only when none did. ``start`` and ``wait`` run inside the run's target
+    (the embedded sandbox, for a local environment that has one).
+    """
+
+    def prepare(self, config: OrchConfig, run: ResolvedRun) -> PreparedRun:
+        """Check the run, create its folder with the script and write run.json; start
+        nothing. Implementations add their files through :meth:`plan`."""
+        prepared = prepare_run(config, run)
+        self.plan(prepared, run)
+        return prepared
+
+    @abstractmethod
+    def plan(self, prepared: PreparedRun, run: ResolvedRun) -> None:
+        """Write run.json (and any per-runner folders or manifests) of the new run."""
+
+    def result_without_load(self) -> RunResult | None:
+        """The result of a run that ends once prepared (a dry run), else None."""
+        return None
+
+    def target(
+        self, run: ResolvedRun, run_dir: Path, echo: Echo
+    ) -> contextlib.AbstractContextManager[TargetWatch]:
+        """The run's target for the time of the load (see :func:`target_for`)."""
+        return target_for(run, run_dir, echo)
+
+    @abstractmethod
+    def start(self) -> None:
+        """Start the load: k6 processes, a container, or a TestRun."""
+
+    @abstractmethod
+    def wait(self) -> bool:
+        """Block until the load has ended; True when Ctrl-C stopped it (gracefully)."""
+
+    @abstractmethod
+    def collect(self, ending: RunEnding) -> None:
+        """Record how the load ended in run.json; runs whatever happened before."""
+
+    @abstractmethod
+    def finish(self) -> RunResult:
+        """Compact and merge the raw output, build the report, give the verdict."""
+
+
+def carry_out(
+    lifecycle: RunLifecycle, config: OrchConfig, run: ResolvedRun, *, echo: Echo
+) -> RunResult:
+    """Carry ``run`` through ``lifecycle`` into a new run folder; return how it ended.
+
+    SIGTERM counts as Ctrl-C while the load runs (CI cancels with SIGTERM). An error of a
+    step is recorded in run.json by ``collect``, then raised.
+    """
+    prepared = lifecycle.prepare(config, run)
+    early = lifecycle.result_without_load()
+    if early is not None:
+        return early
+    echo(f"run folder: {prepared.run_dir}")
+    started = time.monotonic()
+    interrupted, lost, problem = False, None, None
+    try:
+        with sigterm_as_interrupt():
+            try:
+                with lifecycle.target(run, prepared.run_dir, echo) as target:
+                    lifecycle.start()
+                    interrupted = lifecycle.wait()
+                    lost = target.lost()
+            except KeyboardInterrupt:
+                interrupted = True
+    except BaseException as exc:
+        problem = exc
+        raise
+    finally:
+        duration = round(time.monotonic() - started, 3)
+        lifecycle.collect(RunEnding(interrupted, problem, lost, duration))
+    return lifecycle.finish()
 
 
 def new_manifest(
@@ -125,23 +205,6 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _progress_printer(echo: Echo, total_s: float | None) -> Callable[[ProgressSnapshot], None]:
-    last_print = [0.0]
-
-    def show(snap: ProgressSnapshot) -> None:
-        now = time.monotonic()
-        if now - last_print[0] < 5.0:
-            return
-        last_print[0] = now
-        of_total = f"/{total_s:.0f}s" if total_s else "s"
-        echo(
-            f"  {snap.elapsed_s:5.0f}{of_total}  {snap.requests:>9,} requests  "
-            f"errors {snap.error_rate:6.2%}  VUs {snap.vus} active/{snap.vus_max}"
-        )
-
-    return show
 
 
 # What k6 prints when its connect-time allow-list (blacklistIPs, blockHostnames) or the
@@ -328,88 +391,6 @@ def compact_raw(run_dir: Path, manifest: RunManifest, echo: Echo) -> Path | None
     return raw
 
 
-def execute_run(
-    config: OrchConfig,
-    run: ResolvedRun,
-    runner: K6Runner,
-    *,
-    echo: Echo,
-    make_report: bool = True,
-) -> RunResult:
-    """Run ``run`` with ``runner`` into a new run folder and return how it ended."""
-    prepared = prepare_run(config, run)
-    run_dir = prepared.run_dir
-    manifest = new_manifest(
-        run,
-        runner=runner.name,
-        k6_version=runner.version(),
-        files={
-            "script": f"{RunFolder.SCRIPT}/{prepared.rendered.script_name}",
-            "config": RunFolder.CONFIG,
-            "log": RunFolder.LOG,
-            "summary": RunFolder.SUMMARY,
-            "raw": RunFolder.RAW_CSV,
-        },
-    )
-    if note := prepared.users_note(run):
-        manifest.notes.append(note)
-    manifest.notes += prepared.egress_notes()
-    manifest.egress = prepared.policy.describe()
-    manifest.dropped_environment = dropped_variables()
-    manifest.delivery = run.delivery_rule() or {"judged": False}
-    manifest.save(run_dir)
-    echo(f"run folder: {run_dir}")
-    invocation = K6Invocation(
-        script_dir=prepared.rendered.directory,
-        script_name=prepared.rendered.script_name,
-        run_dir=run_dir,
-        env=prepared.k6_env(run),
-        api_address=f"127.0.0.1:{free_loopback_port()}",
-    )
-    started = time.monotonic()
-    outcome: K6Outcome | None = None
-    lost: str | None = None
-    reserve = SpaceReserve(run_dir)
-    problem: BaseException | None = None
-    try:
-        with sigterm_as_interrupt(), _log_file(run_dir) as log:
-            try:
-                with target_for(run, run_dir, echo) as target:
-                    outcome = _run_k6(
-                        runner,
-                        invocation,
-                        run,
-                        log_lines(log, prepared.redact, echo, blocked=prepared.blocked),
-                        echo,
-                    )
-                    lost = target.lost()
-            except KeyboardInterrupt:
-                outcome = K6Outcome(exit_code=None, interrupted=True)
-    except BaseException as exc:
-        problem = exc
-        raise
-    finally:
-        reserve.release()
-        manifest.ended_at = iso(utc_now())
-        manifest.duration_s = round(time.monotonic() - started, 3)
-        if outcome is None:  # an error before or while starting k6
-            _record_not_started(manifest, problem)
-            save_quietly(manifest, run_dir, echo)
-    code = record_outcome(manifest, outcome, prepared.redact, prepared.blocked, lost)
-    if lost:
-        echo(f"warning: {lost}")
-    if outcome.io_error:
-        echo(f"error: {outcome.io_error}; k6 was stopped, what was written is kept in {run_dir}")
-        save_quietly(manifest, run_dir, echo)
-        assert manifest.outcome is not None
-        return RunResult(run_dir, manifest.outcome, code, outcome.exit_code, None)
-    manifest.save(run_dir)
-
-    report_path, code = _finish_outputs(run_dir, manifest, echo, make_report, code)
-    assert manifest.outcome is not None  # record_outcome set it
-    return RunResult(run_dir, manifest.outcome, code, outcome.exit_code, report_path)
-
-
 # Kept free in a new run folder while k6 runs, and released when it ends, so that run.json
 # can still be written when k6's output fills the disk.
 RESERVE_BYTES = 256 * 1024
@@ -436,36 +417,6 @@ class SpaceReserve:
             self.path = None
 
 
-@contextlib.contextmanager
-def _log_file(run_dir: Path) -> Iterator[TextIO]:
-    """k6.log, opened for writing; closing it never raises (a full disk is reported by the
-    runner, which stops k6, not by a traceback here)."""
-    try:
-        log = open(run_dir / RunFolder.LOG, "w", encoding="utf-8")  # noqa: SIM115
-    except OSError as exc:
-        raise SetupError(
-            f"cannot write {run_dir / RunFolder.LOG}: {exc.strerror or exc}; free space in "
-            "the results folder or make it writable"
-        ) from None
-    try:
-        yield log
-    finally:
-        with contextlib.suppress(OSError):
-            log.close()
-
-
-def _record_not_started(manifest: RunManifest, problem: BaseException | None) -> None:
-    """run.json of a run that ended before k6 ran: ``not_started`` with the error's exit code
-    (an error orch did not expect stays ``k6_error``)."""
-    if isinstance(problem, OrchError):
-        manifest.outcome = Outcome.NOT_STARTED
-        manifest.exit_code = int(problem.exit_code)
-        manifest.notes.append(f"k6 did not start: {problem.message}")
-    else:
-        manifest.outcome = Outcome.K6_ERROR
-        manifest.notes.append(f"k6 did not run to completion; see {RunFolder.LOG}")
-
-
 def save_quietly(manifest: RunManifest, run_dir: Path, echo: Echo) -> bool:
     """Save run.json; on a write error (a full disk) say so and keep the previous run.json,
     which the atomic write leaves whole."""
@@ -480,86 +431,7 @@ def save_quietly(manifest: RunManifest, run_dir: Path, echo: Echo) -> bool:
     return True
 
 
-def _run_k6(
-    runner: K6Runner, invocation: K6Invocation, run: ResolvedRun, on_line: LineSink, echo: Echo
-) -> K6Outcome:
-    """Run k6 with live progress, its output going to ``on_line``."""
-    total = planned_seconds(run.profile.k6_options())
-    printer = _progress_printer(echo, total)
-    assert invocation.api_address is not None
-    echo(
-        f"k6 {runner.version()} ({runner.name}) running {run.scenario_name} "
-        f"[{run.profile_name}] against {run.base_url}"
-    )
-    with ProgressMonitor(invocation.api_address, printer):
-        return runner.run(invocation, on_line)
-
-
-def _finish_outputs(
-    run_dir: Path, manifest: RunManifest, echo: Echo, make_report: bool, code: ExitCode
-) -> tuple[Path | None, ExitCode]:
-    """Compact the raw output and build the report, which judges the load delivered (a
-    passed run that did not deliver it becomes ``load_not_delivered``, exit 10); return
-    the report and the exit code. A failure here loses no file."""
-
-    compact_raw(run_dir, manifest, echo)
-    manifest.save(run_dir)
-    if not make_report:
-        judged = judge_delivery_from_summary(run_dir, manifest)
-        if judged is not None:
-            manifest.outcome, manifest.exit_code = judged[0], int(judged[1])
-            manifest.save(run_dir)
-            return None, judged[1]
-        return None, code
-    try:
-        report = build_report(run_dir)
-    except Exception as exc:  # the run's files stay; the report can be rebuilt later
-        note = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-        manifest.notes.append(f"report not built: {note}")
-        manifest.save(run_dir)
-        echo(f"warning: report not built: {note}; rebuild it with `orch report {run_dir}`")
-        return None, code
-    if report.outcome is not None and report.outcome != manifest.outcome:
-        manifest.outcome, manifest.exit_code = report.outcome, report.exit_code
-        manifest.save(run_dir)
-        code = ExitCode(report.exit_code) if report.exit_code is not None else code
-    return report.report_path, code
-
-
 def _remove_empty_run_dir(run_dir: Path) -> None:
     """Remove a run folder that holds nothing but a partial script render."""
-    import shutil
-
     with contextlib.suppress(OSError):
         shutil.rmtree(run_dir)
-
-
-def select_runner(choice: str, *, k6_path: str | None, docker_image: str, echo: Echo) -> K6Runner:
-    """The runner to use: native, docker, or auto (native when a good k6 exists)."""
-
-    if choice == "native":
-        binary = find_k6(k6_path)
-        return NativeRunner(binary.path, binary.version_text)
-    if choice == "docker":
-        return _docker_runner(docker_image)
-    if choice != "auto":
-        raise ConfigError(f"unknown runner {choice!r}; use auto, native or docker")
-    try:
-        binary = find_k6(k6_path)
-    except SetupError as native_problem:
-        try:
-            runner = _docker_runner(docker_image)
-        except SetupError as docker_problem:
-            raise SetupError(
-                f"no usable runner: native: {native_problem.message}; "
-                f"docker: {docker_problem.message}"
-            ) from None
-        echo(f"runner: docker ({docker_image}), because {native_problem.message}")
-        return runner
-    return NativeRunner(binary.path, binary.version_text)
-
-
-def _docker_runner(image: str) -> K6Runner:
-    runner = DockerRunner(image)
-    runner.version()  # raises SetupError when the engine or image is unusable or too old
-    return runner

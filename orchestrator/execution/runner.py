@@ -137,7 +137,12 @@ class K6Runner(Protocol):
         ...
 
     def run(self, invocation: K6Invocation, on_line: LineSink) -> K6Outcome:
-        """Run k6 to completion, streaming its output lines to ``on_line``."""
+        """Run k6 to completion, streaming its output lines to ``on_line``; Ctrl-C in the
+        calling thread, or :meth:`stop` from another, stops k6 gracefully."""
+        ...
+
+    def stop(self) -> None:
+        """Ask every run in progress (in other threads) to stop as if Ctrl-C was pressed."""
         ...
 
 
@@ -149,13 +154,18 @@ class NativeRunner:
     def __init__(self, k6_path: Path, k6_version: str) -> None:
         self.k6_path = k6_path
         self._version = k6_version
+        self._stop = threading.Event()
 
     def version(self) -> str:
         """The binary's version, as checked at discovery."""
         return self._version
 
+    def stop(self) -> None:
+        """Ask every run in progress (in other threads) to stop as if Ctrl-C was pressed."""
+        self._stop.set()
+
     def run(self, invocation: K6Invocation, on_line: LineSink) -> K6Outcome:
-        """Start k6, pump its output, and stop it gracefully on Ctrl-C."""
+        """Start k6, pump its output, and stop it gracefully on Ctrl-C or :meth:`stop`."""
         args = invocation.k6_args(
             str(invocation.script_dir / invocation.script_name), str(invocation.run_dir)
         )
@@ -190,6 +200,8 @@ class NativeRunner:
                 if lines.failed.wait(0.1):
                     _stop_gracefully(proc, IO_STOP_GRACE_SECONDS)
                     break
+                if self._stop.is_set():
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
             interrupted = True
             _stop_gracefully(proc)

@@ -10,43 +10,22 @@ points and run.json); the raw points are then merged (:mod:`orchestrator.results
 
 from __future__ import annotations
 
-import contextlib
-import json
-import threading
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TextIO
 
-from orchestrator.config import OrchConfig, Redactor, ResolvedRun
+from orchestrator.config import ResolvedRun
 from orchestrator.core import ConfigError, ExitCode, OrchError, Outcome
 from orchestrator.execution.lifecycle import (
-    BlockedConnections,
+    Echo,
+    PreparedRun,
+    RunEnding,
     RunResult,
     compact_raw,
-    log_lines,
     new_manifest,
-    prepare_run,
-    record_outcome,
     save_quietly,
-    sigterm_as_interrupt,
 )
-from orchestrator.execution.progress import (
-    LOOPBACK_OPENER,
-    ProgressMonitor,
-    ProgressSnapshot,
-    free_loopback_port,
-)
-from orchestrator.execution.runner import (
-    STOP_GRACE_SECONDS,
-    K6Invocation,
-    K6Outcome,
-    K6Runner,
-    dropped_variables,
-)
+from orchestrator.execution.local import K6Slot, LocalRun
+from orchestrator.execution.progress import free_loopback_port
+from orchestrator.execution.runner import K6Invocation, K6Runner
 from orchestrator.results import (
     MergeSource,
     RunFolder,
@@ -58,9 +37,6 @@ from orchestrator.results import (
     utc_now,
 )
 from orchestrator.results.delivery import combine_load_generators
-from orchestrator.target import target_for
-
-Echo = Callable[[str], None]
 
 SHARDS_DIR = "shards"
 MAX_SHARDS = 64
@@ -85,145 +61,112 @@ def segment_args(index: int, total: int) -> list[str]:
     ]
 
 
-@dataclass
-class _Shard:
-    index: int
-    run_dir: Path
-    invocation: K6Invocation
-    manifest: RunManifest
-    outcome: K6Outcome | None = None
-    error: OrchError | None = None
-    blocked: BlockedConnections = field(default_factory=BlockedConnections)
+class ShardedRun(LocalRun):
+    """One test as ``shards`` concurrent k6 processes on this machine, merged into one run.
 
-
-def execute_sharded_run(
-    config: OrchConfig,
-    run: ResolvedRun,
-    runner: K6Runner,
-    shards: int,
-    *,
-    echo: Echo,
-) -> RunResult:
-    """Run ``run`` as ``shards`` concurrent k6 processes into one run folder.
-
-    The returned outcome and exit code are the merged run's: a stopped or failed shard
-    first, else the thresholds recomputed over every shard's points (99 when one crossed).
-    The report is always built: the verdict is recomputed by it.
+    The outcome and exit code are the merged run's: a stopped or failed shard first, else
+    the thresholds recomputed over every shard's points (99 when one crossed). The report
+    is always built: the verdict is recomputed by it.
     """
-    if not 1 <= shards <= MAX_SHARDS:
-        raise ConfigError(f"--shards must be between 1 and {MAX_SHARDS}, not {shards}")
-    if runner.name != "native":
-        raise ConfigError(
-            "--shards runs k6 processes on this machine; use --runner native (or auto with k6 "
-            "installed), or --runner k8s --parallelism N for a cluster"
-        )
-    prepared = prepare_run(config, run)
-    run_dir, rendered, redact = prepared.run_dir, prepared.rendered, prepared.redact
-    started_at = iso(utc_now())
-    manifest = new_manifest(
-        run,
-        runner=f"{runner.name} x{shards} shards",
-        k6_version=runner.version(),
-        started_at=started_at,
-        files={
-            "script": f"{RunFolder.SCRIPT}/{rendered.script_name}",
-            "config": RunFolder.CONFIG,
-            "shards": SHARDS_DIR,
-        },
-    )
-    manifest.notes.append(
-        f"{shards} k6 processes with execution segments as the k6-operator gives its runners; "
-        f"each wrote into {SHARDS_DIR}/<i>/, merged here"
-    )
-    if note := prepared.users_note(run):
-        manifest.notes.append(f"{note} (in each shard: VU numbers start at 1 in every shard)")
-    manifest.notes += prepared.egress_notes()
-    manifest.egress = prepared.policy.describe()
-    manifest.dropped_environment = dropped_variables()
-    manifest.delivery = run.delivery_rule() or {"judged": False}
-    manifest.save(run_dir)
-    echo(f"run folder: {run_dir}")
-    env = prepared.k6_env(run)
-    items: list[_Shard] = []
-    for index in range(1, shards + 1):
-        shard_dir = run_dir / SHARDS_DIR / str(index)
-        shard_dir.mkdir(parents=True)
-        invocation = K6Invocation(
-            script_dir=rendered.directory,
-            script_name=rendered.script_name,
-            run_dir=shard_dir,
-            env=env,
-            extra_args=segment_args(index, shards),
-            api_address=f"127.0.0.1:{free_loopback_port()}",
-        )
-        shard_manifest = new_manifest(
+
+    def __init__(self, runner: K6Runner, echo: Echo, *, shards: int) -> None:
+        self.check(shards, runner.name)
+        super().__init__(runner, echo)
+        self.shards = shards
+
+    @staticmethod
+    def check(shards: int, runner_name: str) -> None:
+        """Refuse a number of shards out of range, or a runner other than native."""
+        if not 1 <= shards <= MAX_SHARDS:
+            raise ConfigError(f"--shards must be between 1 and {MAX_SHARDS}, not {shards}")
+        if runner_name not in ("native", "auto"):
+            raise ConfigError(
+                "--shards runs k6 processes on this machine; use --runner native (or auto with "
+                "k6 installed), or --runner k8s --parallelism N for a cluster"
+            )
+
+    def plan(self, prepared: PreparedRun, run: ResolvedRun) -> None:
+        run_dir, rendered, shards = prepared.run_dir, prepared.rendered, self.shards
+        started_at = iso(utc_now())
+        manifest = new_manifest(
             run,
-            runner=runner.name,
-            k6_version=runner.version(),
+            runner=f"{self.runner.name} x{shards} shards",
+            k6_version=self.runner.version(),
             started_at=started_at,
             files={
-                "script": f"../../{RunFolder.SCRIPT}/{rendered.script_name}",
-                "log": RunFolder.LOG,
-                "summary": RunFolder.SUMMARY,
-                "raw": RunFolder.RAW_CSV,
+                "script": f"{RunFolder.SCRIPT}/{rendered.script_name}",
+                "config": RunFolder.CONFIG,
+                "shards": SHARDS_DIR,
             },
-            notes=[f"shard {index} of {shards}: {' '.join(invocation.extra_args) or 'whole test'}"],
         )
-        shard_manifest.save(shard_dir)
-        items.append(_Shard(index, shard_dir, invocation, shard_manifest))
+        manifest.notes.append(
+            f"{shards} k6 processes with execution segments as the k6-operator gives its "
+            f"runners; each wrote into {SHARDS_DIR}/<i>/, merged here"
+        )
+        if note := prepared.users_note(run):
+            manifest.notes.append(f"{note} (in each shard: VU numbers start at 1 in every shard)")
+        env = prepared.k6_env(run)
+        for index in range(1, shards + 1):
+            shard_dir = run_dir / SHARDS_DIR / str(index)
+            shard_dir.mkdir(parents=True)
+            invocation = K6Invocation(
+                script_dir=rendered.directory,
+                script_name=rendered.script_name,
+                run_dir=shard_dir,
+                env=env,
+                extra_args=segment_args(index, shards),
+                api_address=f"127.0.0.1:{free_loopback_port()}",
+            )
+            shard_manifest = new_manifest(
+                run,
+                runner=self.runner.name,
+                k6_version=self.runner.version(),
+                started_at=started_at,
+                files={
+                    "script": f"../../{RunFolder.SCRIPT}/{rendered.script_name}",
+                    "log": RunFolder.LOG,
+                    "summary": RunFolder.SUMMARY,
+                    "raw": RunFolder.RAW_CSV,
+                },
+                notes=[
+                    f"shard {index} of {shards}: "
+                    f"{' '.join(invocation.extra_args) or 'whole test'}"
+                ],
+            )
+            shard_manifest.save(shard_dir)
+            self.slots.append(K6Slot(f"k6[{index}]", shard_dir, invocation, shard_manifest))
+        self.begin(prepared, run, manifest)
 
-    started = time.monotonic()
-    interrupted = False
-    lost: str | None = None
-    problem: OrchError | None = None
-    try:
-        with sigterm_as_interrupt():
-            try:
-                with target_for(run, run_dir, echo) as target:
-                    echo(
-                        f"k6 {runner.version()} ({runner.name}) running {run.scenario_name} "
-                        f"[{run.profile_name}] as {shards} shards against {run.base_url}"
-                    )
-                    interrupted = _run_all(runner, items, redact, echo)
-                    lost = target.lost()
-            except KeyboardInterrupt:
-                interrupted = True
-    except OrchError as exc:  # the target could not be had: no k6 started
-        problem = exc
-        raise
-    finally:
-        for item in items:
-            outcome = item.outcome or K6Outcome(exit_code=None, interrupted=interrupted)
-            if interrupted and not outcome.interrupted:
-                outcome = replace(outcome, interrupted=True)
-            item.outcome = outcome
-            record_outcome(item.manifest, outcome, redact, item.blocked, lost)
-            error = item.error or problem
-            if error is not None and item.manifest.k6_exit_code is None and not interrupted:
-                item.manifest.outcome = Outcome.NOT_STARTED
-                item.manifest.exit_code = int(error.exit_code)
-                item.manifest.notes.append(f"k6 did not start: {error.message}")
-            item.manifest.ended_at = iso(utc_now())
-            item.manifest.duration_s = round(time.monotonic() - started, 3)
-            item.manifest.save(item.run_dir)
+    def announcement(self, run: ResolvedRun) -> str:
+        return (
+            f"k6 {self.runner.version()} ({self.runner.name}) running {run.scenario_name} "
+            f"[{run.profile_name}] as {self.shards} shards against {run.base_url}"
+        )
+
+    def record_run(self, ending: RunEnding) -> None:
+        manifest = self.manifest
         manifest.ended_at = iso(utc_now())
-        manifest.duration_s = round(time.monotonic() - started, 3)
-        codes = [i.manifest.k6_exit_code for i in items]
-        manifest.k6_exit_code = _worst_k6_code(codes)
+        manifest.duration_s = ending.duration_s
+        manifest.k6_exit_code = _worst_k6_code([s.manifest.k6_exit_code for s in self.slots])
         manifest.notes.append(
             "shards' k6 exit codes: "
-            + ", ".join(f"{i.index}: {i.manifest.k6_exit_code}" for i in items)
+            + ", ".join(
+                f"{i}: {s.manifest.k6_exit_code}" for i, s in enumerate(self.slots, start=1)
+            )
         )
-        if lost:
-            manifest.notes.append(lost)
+        if ending.target_lost:
+            manifest.notes.append(ending.target_lost)
         manifest.load_generator = combine_load_generators(
-            [i.manifest.load_generator for i in items], same_machine=True
+            [s.manifest.load_generator for s in self.slots], same_machine=True
         )
-        if problem is not None:
-            manifest.outcome, manifest.exit_code = Outcome.NOT_STARTED, int(problem.exit_code)
-            manifest.notes.append(f"k6 did not start: {problem.message}")
-        save_quietly(manifest, run_dir, echo)
-    return _merge_shards(run_dir, manifest, items, echo)
+        if isinstance(ending.problem, OrchError):
+            manifest.outcome = Outcome.NOT_STARTED
+            manifest.exit_code = int(ending.problem.exit_code)
+            manifest.notes.append(f"k6 did not start: {ending.problem.message}")
+        save_quietly(manifest, self.prepared.run_dir, self.echo)
+
+    def finish(self) -> RunResult:
+        return _merge_shards(self.prepared.run_dir, self.manifest, self.slots, self.echo)
 
 
 def _worst_k6_code(codes: list[int | None]) -> int | None:
@@ -236,86 +179,10 @@ def _worst_k6_code(codes: list[int | None]) -> int | None:
     return 99 if 99 in codes else 0
 
 
-def _run_all(runner: K6Runner, items: list[_Shard], redact: Redactor, echo: Echo) -> bool:
-    """Run every shard's k6 at once; on Ctrl-C stop them all. True when interrupted."""
-    threads: list[threading.Thread] = []
-    logs: list[TextIO] = []
-    snapshots: dict[int, ProgressSnapshot] = {}
-    last_print = [time.monotonic()]
-    lock = threading.Lock()
-
-    def show(index: int) -> Callable[[ProgressSnapshot], None]:
-        def store(snap: ProgressSnapshot) -> None:
-            with lock:
-                snapshots[index] = snap
-                now = time.monotonic()
-                if now - last_print[0] < 5.0:
-                    return
-                last_print[0] = now
-                requests = sum(s.requests for s in snapshots.values())
-                failed = sum(s.requests * s.error_rate for s in snapshots.values())
-                echo(
-                    f"  {snap.elapsed_s:5.0f}s  {requests:>9,} requests  errors "
-                    f"{(failed / requests if requests else 0.0):6.2%}  "
-                    f"VUs {sum(s.vus for s in snapshots.values())}  ({len(snapshots)} shards)"
-                )
-
-        return store
-
-    def work(item: _Shard, log: TextIO) -> None:
-        try:
-            item.outcome = runner.run(
-                item.invocation,
-                log_lines(log, redact, echo, f"k6[{item.index}]", item.blocked),
-            )
-        except OrchError as exc:
-            item.error = exc
-
-    with contextlib.ExitStack() as stack:
-        for item in items:
-            log = stack.enter_context(open(item.run_dir / RunFolder.LOG, "w", encoding="utf-8"))
-            logs.append(log)
-            assert item.invocation.api_address is not None
-            stack.enter_context(ProgressMonitor(item.invocation.api_address, show(item.index)))
-            thread = threading.Thread(target=work, args=(item, log), daemon=True)
-            threads.append(thread)
-        for thread in threads:
-            thread.start()
-        try:
-            for thread in threads:
-                while thread.is_alive():
-                    thread.join(timeout=0.2)
-        except KeyboardInterrupt:
-            echo(f"stopping {len(items)} shards ...")
-            for item in items:
-                _stop_through_api(item.invocation.api_address)
-            deadline = time.monotonic() + STOP_GRACE_SECONDS + 5.0
-            for thread in threads:
-                thread.join(timeout=max(0.0, deadline - time.monotonic()))
-            return True
-    return False
-
-
-def _stop_through_api(address: str | None) -> None:
-    """Stop one k6 through its REST API (it then writes its summary and exits 103)."""
-    if not address:
-        return
-    body = json.dumps({"data": {"type": "status", "id": "default",
-                                "attributes": {"stopped": True}}}).encode()  # fmt: skip
-    request = urllib.request.Request(
-        f"http://{address}/v1/status",
-        data=body,
-        method="PATCH",
-        headers={"Content-Type": "application/json"},
-    )
-    with contextlib.suppress(OSError, urllib.error.URLError):
-        LOOPBACK_OPENER.open(request, timeout=2).close()  # never through a proxy
-
-
 def _merge_shards(
     run_dir: Path,
     manifest: RunManifest,
-    items: list[_Shard],
+    items: list[K6Slot],
     echo: Echo,
 ) -> RunResult:
     """Compact each shard's raw output, merge them, and judge the whole run once."""
@@ -326,7 +193,7 @@ def _merge_shards(
         save_quietly(manifest, run_dir, echo)
         return RunResult(run_dir, Outcome.IO_ERROR, ExitCode.SETUP, manifest.k6_exit_code, None)
     sources: list[MergeSource] = []
-    for item in items:
+    for index, item in enumerate(items, start=1):
         # the merge reads a CSV left as written too
         raw = compact_raw(item.run_dir, item.manifest, echo) or item.run_dir / RunFolder.RAW_CSV
         item.manifest.save(item.run_dir)
@@ -334,7 +201,7 @@ def _merge_shards(
             summary = item.run_dir / RunFolder.SUMMARY
             sources.append(
                 MergeSource(
-                    label=f"shard {item.index}",
+                    label=f"shard {index}",
                     raw=raw,
                     run_dir=item.run_dir,
                     manifest=RunManifest(thresholds=manifest.thresholds),
@@ -342,7 +209,7 @@ def _merge_shards(
                 )
             )
         else:
-            manifest.notes.append(f"shard {item.index} wrote no raw points")
+            manifest.notes.append(f"shard {index} wrote no raw points")
     abnormal = (
         Outcome.REFUSED,
         Outcome.INTERRUPTED,

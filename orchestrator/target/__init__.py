@@ -13,6 +13,7 @@ from orchestrator.target.readiness import Check, check_environment, required_var
 from orchestrator.target.sandbox import (
     N8NWorkflows,
     SandboxProcess,
+    TargetWatch,
     is_listening,
     serve,
     start_sandbox,
@@ -50,6 +51,7 @@ __all__ = [
     "N8NWorkflows",
     "SandboxProcess",
     "SupabaseAdminStore",
+    "TargetWatch",
     "UserStore",
     "VerifyReport",
     "check_environment",
