@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -100,20 +101,7 @@ def render(
     help="Baseline file (implies --against-baseline; default: baselines/<scenario>_<env>.json).",
 )
 @config_option
-def run(
-    scenario: str,
-    env_name: str | None,
-    profile: str | None,
-    runner: str | None,
-    k6_path: str | None,
-    no_report: bool,
-    shards: int | None,
-    parallelism: int,
-    dry_run: bool,
-    against_baseline: bool,
-    baseline_file: Path | None,
-    config_file: str | None,
-) -> None:
+def run(config_file: str | None, env_name: str | None, no_report: bool, **options: Any) -> None:
     """Run SCENARIO with k6 into a new folder under results/, then report on it.
 
     Exits 0 when every threshold held, 99 when one was crossed, 8 when it regressed
@@ -129,19 +117,8 @@ def run(
     from orchestrator.execution import RunRequest, run_scenario  # lazy: keeps --help fast
 
     config = load_project(config_file)
-    request = RunRequest(
-        scenario=scenario,
-        environment=env_name,
-        profile=profile,
-        runner=runner,
-        k6_path=k6_path,
-        make_report=not no_report,
-        shards=shards,
-        parallelism=parallelism,
-        dry_run=dry_run,
-        against_baseline=against_baseline,
-        baseline_file=baseline_file,
-    )
+    # the other options are named as RunRequest's fields
+    request = RunRequest(environment=env_name, make_report=not no_report, **options)
     result = run_scenario(config, request, echo=echo_err)
     if result.outcome == Outcome.DRY_RUN:
         click.echo(f"manifests: {result.run_dir / 'k8s'}", err=True)
