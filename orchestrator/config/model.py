@@ -71,7 +71,7 @@ def check_delivery(value: Any) -> DeliverySetting:
     try:
         return DeliveryRule.model_validate(value)
     except ValidationError as exc:
-        raise ValueError("; ".join(f"{p}: {m}" for p, m in problems(exc))) from None
+        raise ValueError(_one_line(exc)) from None
 
 
 def delivery_rule(*settings: DeliverySetting) -> dict[str, Any] | None:
@@ -243,7 +243,7 @@ class Environment(_Strict):
         try:
             SandboxSettings.model_validate(value)
         except ValidationError as exc:
-            raise ValueError("; ".join(f"{p}: {m}" for p, m in problems(exc))) from None
+            raise ValueError(_one_line(exc)) from None
         return value
 
     @field_validator("secrets")
@@ -635,6 +635,12 @@ def problems(exc: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
             message = "required key is missing"
         found.append((path, message))
     return found
+
+
+def _one_line(exc: ValidationError) -> str:
+    """A nested model's problems as one ``key: what`` sentence (a rule between two keys
+    has no key of its own, so it stands alone)."""
+    return "; ".join(f"{path}: {message}" if path else message for path, message in problems(exc))
 
 
 def _format_validation_error(source: Path, exc: ValidationError) -> str:
