@@ -84,7 +84,7 @@ class DatabaseSettings(BaseModel):
     schema_name: str = "public"
     tables: list[str] = Field(default_factory=lambda: list(DEFAULT_TABLES), min_length=1)
     desired_indexes: list[DesiredIndex] = Field(
-        default_factory=lambda: [index.model_copy() for index in DEFAULT_DESIRED_INDEXES]
+        default_factory=lambda: [index.model_copy(deep=True) for index in DEFAULT_DESIRED_INDEXES]
     )
     migrations_dir: str = "supabase/migrations"
 
