@@ -68,11 +68,12 @@ def write_run_folder(
 ) -> Path:
     """A run folder with run.json and results.json made from the models (no raw points):
     one endpoint ``api`` that carries every request."""
-    run_manifest = RunManifest(
-        scenario=scenario, environment=environment, profile=profile, started_at=started_at,
-        outcome=outcome, k6_exit_code=0 if outcome == Outcome.PASSED else 99, duration_s=10.0,
-        **(manifest or {}),
-    )  # fmt: skip
+    fields: dict[str, Any] = {
+        "scenario": scenario, "environment": environment, "profile": profile,
+        "started_at": started_at, "outcome": outcome, "duration_s": 10.0,
+        "k6_exit_code": 0 if outcome == Outcome.PASSED else 99,
+    }  # fmt: skip
+    run_manifest = RunManifest(**{**fields, **(manifest or {})})
     rows = (
         thresholds
         if thresholds is not None
