@@ -13,7 +13,7 @@ import pytest
 from k6_outputs import K6Run, k6_binary
 from scenario_project import make_project
 from test_report import make_run_dir, runs  # noqa: F401
-from test_results_model import write_run_folder
+from test_results_model import reading_error, write_run_folder
 
 from orchestrator.config import RegressionSettings, load_config
 from orchestrator.core import ConfigError, ExitCode, Outcome
@@ -33,6 +33,17 @@ from orchestrator.regression.compare import OVERALL, latency_samples
 from orchestrator.results import RunFolder
 
 needs_k6 = pytest.mark.skipif(k6_binary() is None, reason="k6 is not on PATH")
+
+
+def conclude(
+    run_dir: Path, code: int, baseline: Path | None, against: bool = True
+) -> tuple[int, list[str]]:
+    """What `orch run` concludes for a run that exited ``code``: the final code, and what
+    it said."""
+    said: list[str] = []
+    final = conclude_run(run_dir, code, settings=RegressionSettings(), baseline=baseline,
+                         against_baseline=against, echo=said.append)  # fmt: skip
+    return final, said
 
 
 def test_a_quantile_sample_keeps_the_shape_in_at_most_size_values() -> None:
@@ -91,11 +102,7 @@ def test_a_run_checked_against_its_own_baseline_has_not_regressed(
 ) -> None:
     run_dir = make_run_dir(runs["normal"], tmp_path / "run")
     baseline = set_baseline(run_dir, tmp_path / "b.json")
-    said: list[str] = []
-    code = conclude_run(
-        run_dir, ExitCode.OK, settings=RegressionSettings(), baseline=baseline,
-        against_baseline=True, echo=said.append,
-    )  # fmt: skip
+    code, said = conclude(run_dir, ExitCode.OK, baseline)
     assert code == ExitCode.OK
     assert said == [f"baseline: no regression against {baseline}"]
     folder = RunFolder(run_dir)
@@ -123,12 +130,7 @@ def test_what_a_run_concludes_without_comparing(
     tmp_path: Path, code: ExitCode, baseline: str | None, against: bool, said: list[str]
 ) -> None:
     run_dir = write_run_folder(tmp_path / "run")
-    echoed: list[str] = []
-    final = conclude_run(
-        run_dir, code, settings=RegressionSettings(),
-        baseline=tmp_path / baseline if baseline else None, against_baseline=against,
-        echo=echoed.append,
-    )  # fmt: skip
+    final, echoed = conclude(run_dir, code, tmp_path / baseline if baseline else None, against)
     assert final == code and echoed == said
     assert RunFolder(run_dir).junit_path.is_file()  # junit.xml is written either way
     assert not RunFolder(run_dir).compare_json_path.exists()
@@ -138,11 +140,7 @@ def test_a_baseline_that_cannot_be_compared_is_a_warning_not_a_failure(tmp_path:
     run_dir = write_run_folder(tmp_path / "run")
     broken = tmp_path / "b.json"
     broken.write_text("{}", encoding="utf-8")
-    echoed: list[str] = []
-    final = conclude_run(
-        run_dir, ExitCode.OK, settings=RegressionSettings(), baseline=broken,
-        against_baseline=True, echo=echoed.append,
-    )  # fmt: skip
+    final, echoed = conclude(run_dir, ExitCode.OK, broken)
     assert final == ExitCode.OK
     assert echoed == [
         f"warning: no comparison with the baseline: {broken} is not a baseline file; make one "
@@ -166,11 +164,7 @@ def test_a_file_that_is_not_a_baseline_is_refused(
     tmp_path: Path, content: str | None, problem: str
 ) -> None:
     path = tmp_path / "b.json"
-    if content is not None:
-        path.write_text(content, encoding="utf-8")
-    with pytest.raises(ConfigError) as caught:
-        read_baseline(path)
-    assert caught.value.message.startswith(problem.format(path=path))
+    assert reading_error(path, content, read_baseline).startswith(problem.format(path=path))
 
 
 def test_load_side_of_nothing_names_what_to_pass(tmp_path: Path) -> None:

@@ -34,6 +34,13 @@ def _config(tmp_path: Path, edit: Any = None) -> OrchConfig:
     return load_config(make_project(tmp_path, edit))
 
 
+def resolve_error(config: OrchConfig, *names: str | None) -> str:
+    """The message of the ConfigError that resolving this run raises."""
+    with pytest.raises(ConfigError) as caught:
+        resolve_run(config, *names)  # type: ignore[arg-type]
+    return caught.value.message
+
+
 def test_urls_lose_their_trailing_slashes_and_n8n_has_its_own(
     tmp_path: Path, staging_env: dict[str, str]
 ) -> None:
@@ -57,9 +64,8 @@ def test_an_unset_url_variable_names_the_environment_key_and_file(
 ) -> None:
     config = _config(tmp_path)
     monkeypatch.delenv("STAGING_N8N_BASE_URL")
-    with pytest.raises(ConfigError) as caught:
-        resolve_run(config, "linkedin-scrape", "staging")
-    assert caught.value.message == (
+    message = resolve_error(config, "linkedin-scrape", "staging")
+    assert message == (
         f"environment 'staging' ({config.source}: environments.staging.n8n_base_url) needs "
         "the environment variable STAGING_N8N_BASE_URL; set it (or put it in a git-ignored "
         ".env file)"
@@ -70,9 +76,8 @@ def test_an_unset_secret_names_its_variable_and_not_a_value(
     tmp_path: Path, staging_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("STAGING_N8N_API_KEY", "")
-    with pytest.raises(ConfigError) as caught:
-        resolve_run(_config(tmp_path), "linkedin-scrape", "staging")
-    assert caught.value.message == (
+    message = resolve_error(_config(tmp_path), "linkedin-scrape", "staging")
+    assert message == (
         "environment 'staging' needs the secret WEBHOOK_SECRET: set the environment variable "
         "STAGING_N8N_API_KEY (or put it in a git-ignored .env file)"
     )
@@ -105,9 +110,8 @@ def test_an_unset_variable_in_a_template_value_names_the_key(
     config = _config(
         tmp_path, lambda d: d["environments"]["local"]["vars"].update(api_auth="${ORCH_T_UNSET}")
     )
-    with pytest.raises(ConfigError) as caught:
-        resolve_run(config, "email-queue", "local")
-    assert caught.value.message.startswith(
+    message = resolve_error(config, "email-queue", "local")
+    assert message.startswith(
         f"environment 'local' ({config.source}: environments.local.vars.api_auth) needs the "
         "environment variable ORCH_T_UNSET"
     )
@@ -144,9 +148,8 @@ def test_an_override_merges_into_the_scenario_and_a_profile_s_thresholds_win(
 
 
 def test_unknown_profile_lists_the_profiles(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError) as caught:
-        resolve_run(_config(tmp_path), "email-queue", "local", "spike")
-    assert caught.value.message == (
+    message = resolve_error(_config(tmp_path), "email-queue", "local", "spike")
+    assert message == (
         "scenario 'email-queue' has no profile 'spike'; choose one of: smoke, load, stress, soak"
     )
 
@@ -225,10 +228,9 @@ def test_pacing_numbers_out_of_range_are_named(
     config = _config(
         tmp_path, lambda d: d["scenarios"]["ai-enrichment"]["vars"].update({var: value})
     )
-    with pytest.raises(ConfigError) as caught:
-        resolve_run(config, "ai-enrichment", "local")
-    assert caught.value.message.startswith("scenario 'ai-enrichment': ")
-    assert words in caught.value.message
+    message = resolve_error(config, "ai-enrichment", "local")
+    assert message.startswith("scenario 'ai-enrichment': ")
+    assert words in message
 
 
 def test_a_tier_that_allows_under_one_request_a_minute_is_refused(tmp_path: Path) -> None:
@@ -236,14 +238,13 @@ def test_a_tier_that_allows_under_one_request_a_minute_is_refused(tmp_path: Path
         data["scenarios"]["ai-enrichment"]["vars"]["claude_output_tokens_per_request"] = 9_500_000
 
     # the sandbox tier: 10M output tokens a minute / 9.5M a request * 0.9 headroom < 1
-    with pytest.raises(ConfigError) as caught:
-        resolve_run(_config(tmp_path, edit), "ai-enrichment", "local")
-    assert caught.value.message == (
+    problem, fix = resolve_error(_config(tmp_path, edit), "ai-enrichment", "local").split("; ")
+    assert problem == (
         "Claude tier 'sandbox' allows less than one request per minute at 1500 input / "
-        "9.5e+06 output tokens per request; lower the token estimates "
-        "(claude_input_tokens_per_request, claude_output_tokens_per_request) or choose a "
-        "higher tier"
+        "9.5e+06 output tokens per request"
     )
+    assert fix == "lower the token estimates (claude_input_tokens_per_request, " \
+                  "claude_output_tokens_per_request) or choose a higher tier"  # fmt: skip
 
 
 def test_a_tier_named_by_a_variable_is_checked_when_the_run_is_resolved(
@@ -257,9 +258,8 @@ def test_a_tier_named_by_a_variable_is_checked_when_the_run_is_resolved(
         )
 
     config = _config(tmp_path, edit)  # loads: the variable is read later
-    with pytest.raises(ConfigError) as caught:
-        resolve_run(config, "ai-enrichment", "local")
-    assert caught.value.message == (
+    message = resolve_error(config, "ai-enrichment", "local")
+    assert message == (
         "scenario 'ai-enrichment' in environment 'local' uses the Claude tier 'tier-9', which "
         "is not under claude_tiers (tier-1, tier-2, tier-3, tier-4, sandbox)"
     )

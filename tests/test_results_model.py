@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,15 @@ def write_run_folder(
     return folder
 
 
+def reading_error(path: Path, content: str | None, read: Callable[[Path], object]) -> str:
+    """The ConfigError message of ``read`` on ``path`` holding ``content`` (None: no file)."""
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        read(path)
+    return caught.value.message
+
+
 @pytest.mark.parametrize(
     ("oks", "verdict"),
     [
@@ -182,9 +192,6 @@ def test_a_results_json_that_cannot_be_read_says_how_to_rebuild_it(
     tmp_path: Path, content: str | None, problem: str
 ) -> None:
     path = tmp_path / "results.json"
-    if content is not None:
-        path.write_text(content, encoding="utf-8")
-    with pytest.raises(ConfigError) as caught:
-        read_results(path)
-    assert caught.value.message.startswith(problem.format(path=path))
-    assert caught.value.message.endswith(f"rebuild it with `orch report {tmp_path}`")
+    message = reading_error(path, content, read_results)
+    assert message.startswith(problem.format(path=path))
+    assert message.endswith(f"rebuild it with `orch report {tmp_path}`")

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_results_model import reading_error
 
-from orchestrator.core import ConfigError
 from orchestrator.results.summary import (
     parse_metric_key,
     parse_summary,
@@ -114,11 +114,7 @@ def test_a_file_that_is_not_a_summary_is_named(
     tmp_path: Path, content: str | None, problem: str
 ) -> None:
     path = tmp_path / "summary.json"
-    if content is not None:
-        path.write_text(content, encoding="utf-8")
-    with pytest.raises(ConfigError) as caught:
-        read_summary(path)
-    assert caught.value.message.startswith(problem.format(path=path))
+    assert reading_error(path, content, read_summary).startswith(problem.format(path=path))
 
 
 def test_a_summary_file_round_trip(tmp_path: Path) -> None:
