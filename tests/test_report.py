@@ -152,7 +152,8 @@ def test_report_is_idempotent(runs: dict[str, K6Run], tmp_path: Path) -> None:
     after = {p.name: p.read_bytes() for p in second.paths}
     assert before == after
     assert sorted(p.name for p in run_dir.iterdir()) == [
-        "charts", "raw.parquet", "report.md", "results.json", "run.json", "summary.json",
+        "charts", "job-summary.md", "raw.parquet", "report.html", "report.md", "results.json",
+        "run.json", "summary.json",
     ]  # fmt: skip
 
 

@@ -34,6 +34,7 @@ from orchestrator.results.model import (
     ScenarioDelivery,
     Sources,
     ThresholdRow,
+    Timing,
     Verdict,
     read_results,
 )
@@ -52,6 +53,7 @@ RESULTS_SECTIONS: dict[str, type[BaseModel]] = {
     "thresholds": ThresholdRow,
     "endpoint figures": EndpointFigures,
     "latency_ms": Latency,
+    "timing_ms": Timing,
     "errors": ErrorGroup,
     "rate_limits": RateLimits,
     "by_endpoint": RateLimitShare,

@@ -63,6 +63,14 @@ def _default_results_dir(config_file: str | None) -> Path:
     help="Exit 99 when a threshold was crossed (as `orch run` does); a run that did not "
     "complete exits with its own code (5 unfinished or k6 error, 130 interrupted, ...).",
 )
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "github"]),
+    default="text",
+    help="github: print the run's job summary (GitHub-flavoured Markdown, charts as Mermaid) "
+    "to stdout, e.g. >> $GITHUB_STEP_SUMMARY; the verdict line then goes to stderr.",
+)
 def report_command(
     run_dirs: tuple[Path, ...],
     merge: bool,
@@ -71,8 +79,10 @@ def report_command(
     out_dir: Path | None,
     config_file: str | None,
     fail_on_thresholds: bool,
+    output_format: str,
 ) -> None:
-    """Rebuild RUN_DIR's results.json, charts/*.png and report.md from its files.
+    """Rebuild RUN_DIR's results.json, charts/*.png, report.md, report.html and
+    job-summary.md from its files.
 
     Works offline and gives the same files each time. With --from, first make a run
     folder from a raw k6 file written elsewhere (and its summary, if you have it); a file
@@ -89,6 +99,8 @@ def report_command(
         orch report --from k6-raw.json.gz --summary summary.json --out /tmp/their-run
 
         orch report --merge results/RUN/shards/1 results/RUN/shards/2 --out merged
+
+        orch report results/RUN --format github >> "$GITHUB_STEP_SUMMARY"
     """
     from orchestrator.results import build_report, report_import  # lazy: keeps --help fast
 
@@ -110,15 +122,18 @@ def report_command(
         result = build_report(run_dir)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
+    github = output_format == "github"
+    if github:
+        click.echo(result.job_summary_path.read_text(encoding="utf-8"), nl=False)
     why = not_judged_reason(result.outcome)
     if why is not None:  # unfinished or failed: never PASSED, never a threshold verdict
         click.echo(f"NOT JUDGED: the run ended as {result.outcome}: {why}; "
-                   f"report: {result.report_path}")  # fmt: skip
+                   f"report: {result.report_path}", err=github)  # fmt: skip
         if fail_on_thresholds:
             sys.exit(not_judged_exit_code(result.outcome, result.exit_code))
         return
     verdict = _verdict(result.thresholds_ok, result.thresholds_failed)
-    click.echo(f"{verdict}; report: {result.report_path}")
+    click.echo(f"{verdict}; report: {result.report_path}", err=github)
     if fail_on_thresholds and result.thresholds_ok is False:
         sys.exit(int(ExitCode.THRESHOLDS))
 

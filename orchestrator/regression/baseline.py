@@ -33,7 +33,7 @@ from orchestrator.regression.compare import (
     run_outcome,
     write_comparison,
 )
-from orchestrator.results import RunFolder, write_junit
+from orchestrator.results import RunFolder, write_html, write_junit
 
 if TYPE_CHECKING:
     import numpy as np
@@ -213,16 +213,28 @@ def check_against_baseline(
     run = load_run(run_dir)
     cmp = compare_sides(base, run, settings)
     files = write_comparison(cmp, run_dir, chart_dir=RunFolder.CHARTS)
-    report = RunFolder(run_dir).report_path
-    if report.is_file():
-        section = render_markdown(cmp, chart=f"{RunFolder.CHARTS}/{files.chart.name}", heading=2)
-        section = section.replace("## Comparison:", "## Against the baseline:", 1)
-        try:
-            with open(report, "a", encoding="utf-8") as fh:
-                fh.write("\n" + section)
-        except OSError as exc:
-            raise SetupError(f"cannot extend {report}: {exc.strerror or exc}") from exc
+    folder = RunFolder(run_dir)
+    if folder.report_path.is_file():
+        chart = f"{RunFolder.CHARTS}/{files.chart.name}"
+        _append_section(folder.report_path, _baseline_section(cmp, chart))
+        write_html(run_dir)  # report.html is report.md's text: the section goes in too
+    summary = run_dir / RunFolder.JOB_SUMMARY
+    if summary.is_file():  # no image there: a job summary cannot reach the run's files
+        _append_section(summary, _baseline_section(cmp, None))
     return BaselineCheck(Path(baseline), cmp, files.markdown, files.json, files.chart)
+
+
+def _baseline_section(cmp: Comparison, chart: str | None) -> str:
+    section = render_markdown(cmp, chart=chart, heading=2)
+    return section.replace("## Comparison:", "## Against the baseline:", 1)
+
+
+def _append_section(path: Path, section: str) -> None:
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write("\n" + section)
+    except OSError as exc:
+        raise SetupError(f"cannot extend {path}: {exc.strerror or exc}") from exc
 
 
 def resolve_baseline_file(

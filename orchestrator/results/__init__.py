@@ -17,6 +17,7 @@ from orchestrator.results.merge import (
     merge_runs,
 )
 from orchestrator.results.model import ResultsDocument, read_results
+from orchestrator.results.pages import markdown_to_html, write_html
 from orchestrator.results.report import ReportResult, build_report, import_raw, report_import
 from orchestrator.results.run_folder import RunFolder, RunManifest, iso, utc_now, write_json
 
@@ -37,11 +38,13 @@ __all__ = [
     "iso",
     "judge_merged",
     "load_points",
+    "markdown_to_html",
     "merge_into",
     "merge_runs",
     "read_results",
     "report_import",
     "utc_now",
+    "write_html",
     "write_json",
     "write_junit",
 ]

@@ -31,6 +31,7 @@ from orchestrator.results.model import (
     RunInfo,
     Sources,
     ThresholdRow,
+    Timing,
     Verdict,
 )
 from orchestrator.results.run_folder import RunFolder, RunManifest
@@ -103,6 +104,7 @@ def _endpoint_doc(figures: RawEndpointFigures, duration_s: float | None) -> Endp
         server_errors=figures.server_errors,
         network_errors=figures.network_errors,
         latency_ms=_latency(figures),
+        timing_ms=Timing(**figures.timing),
     )
 
 

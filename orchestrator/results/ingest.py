@@ -54,6 +54,12 @@ SYSTEM_TAGS = {
 CORE_METRICS = ("http_reqs", "http_req_duration", "http_req_failed", "checks", "vus", "vus_max")
 # Metrics the load-delivery figures need besides those (per k6 scenario).
 DELIVERY_METRICS = ("iterations", "dropped_iterations")
+# The phases of a request, in order (k6's http_req_* timings), for the timing breakdown:
+# waiting for a connection, connecting, TLS, sending, the server's time, receiving.
+TIMING_METRICS = (
+    "http_req_blocked", "http_req_connecting", "http_req_tls_handshaking", "http_req_sending",
+    "http_req_waiting", "http_req_receiving",
+)  # fmt: skip
 PARQUET_NAME = RunFolder.RAW_PARQUET
 # Candidate raw files in a run folder, fastest to read first.
 RAW_CANDIDATES = (
@@ -94,6 +100,8 @@ class EndpointFigures:
     # 429s among `failed`: all of them by default, none when the script declared 429 an
     # expected response (a rate-limit-aware script, e.g. ai-enrichment)
     failed_rate_limited: int = 0
+    # average ms of each phase, by its name without ``http_req_`` (see TIMING_METRICS)
+    timing: dict[str, float | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -531,6 +539,8 @@ _STATUS_5XX = "(status >= '500' AND status < '600' AND length(status) = 3)"
 
 def _figures_sql(group: str) -> str:
     qs = ", ".join(str(q) for q in QUANTILES)
+    timings = ", ".join(f"avg(value) FILTER (WHERE metric = '{m}')" for m in TIMING_METRICS)
+    phases = ", ".join(f"'{m}'" for m in TIMING_METRICS)
     select_group = f"{group} AS endpoint," if group else "'all' AS endpoint,"
     group_by = "GROUP BY 1" if group else ""
     return f"""
@@ -546,8 +556,9 @@ def _figures_sql(group: str) -> str:
           min(value) FILTER (WHERE metric = 'http_req_duration'),
           quantile_cont(value, [{qs}]) FILTER (WHERE metric = 'http_req_duration'),
           max(value) FILTER (WHERE metric = 'http_req_duration'),
-          coalesce(sum(value) FILTER (WHERE metric = 'http_req_failed' AND {_STATUS_429}), 0)
-        FROM pts WHERE metric IN ('http_reqs', 'http_req_failed', 'http_req_duration')
+          coalesce(sum(value) FILTER (WHERE metric = 'http_req_failed' AND {_STATUS_429}), 0),
+          {timings}
+        FROM pts WHERE metric IN ('http_reqs', 'http_req_failed', 'http_req_duration', {phases})
         {group_by}
     """
 
@@ -573,6 +584,10 @@ def _figures_of(row: tuple[Any, ...]) -> EndpointFigures:
             max=row[11],
         ),
         failed_rate_limited=int(row[12] or 0),
+        timing={
+            metric.removeprefix("http_req_"): value
+            for metric, value in zip(TIMING_METRICS, row[13:], strict=True)
+        },
     )
 
 
@@ -656,7 +671,10 @@ def ingest_raw(
         source = _tabular_source(path, fmt, compressed, _selector_tags(thresholds))
 
     wanted = sorted(
-        set(CORE_METRICS) | set(DELIVERY_METRICS) | {parse_metric_key(k)[0] for k in thresholds}
+        set(CORE_METRICS)
+        | set(DELIVERY_METRICS)
+        | set(TIMING_METRICS)
+        | {parse_metric_key(k)[0] for k in thresholds}
     )
     con = _connect()
     try:

@@ -118,6 +118,18 @@ class Latency(_Part):
     max: Number | None = None
 
 
+class Timing(_Part):
+    """``timing_ms``: the average time of each phase of a request, in ms (k6's
+    ``http_req_blocked`` … ``http_req_receiving``); None when no point was recorded."""
+
+    blocked: Number | None = None
+    connecting: Number | None = None
+    tls_handshaking: Number | None = None
+    sending: Number | None = None
+    waiting: Number | None = None
+    receiving: Number | None = None
+
+
 class EndpointFigures(_Part):
     """The figures of one endpoint, or of all requests (``name: "all"``)."""
 
@@ -133,6 +145,7 @@ class EndpointFigures(_Part):
     server_errors: int = 0
     network_errors: int = 0
     latency_ms: Latency = Latency()
+    timing_ms: Timing = Timing()
 
 
 class ErrorGroup(_Part):

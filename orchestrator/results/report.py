@@ -33,10 +33,12 @@ from orchestrator.results.ingest import (
     verify_raw,
 )
 from orchestrator.results.model import ChartEntry, ResultsDocument
+from orchestrator.results.pages import fit_summary, mermaid_charts, write_html
 from orchestrator.results.run_folder import RunFolder, RunManifest, write_text_atomic
 from orchestrator.results.summary import Summary, read_summary
 
 TEMPLATE = "report.md.j2"
+SUMMARY_ROWS = 25  # rows of each long table in the job summary (report.html has them all)
 SUMMARY_CANDIDATES = (RunFolder.SUMMARY, "handle_summary.json", "summary-handle.json")
 
 
@@ -59,9 +61,22 @@ class ReportResult:
     notes: list[str] = field(default_factory=list)
 
     @property
+    def html_path(self) -> Path:
+        """report.html: report.md with its charts, in one file."""
+        return self.run_dir / RunFolder.REPORT_HTML
+
+    @property
+    def job_summary_path(self) -> Path:
+        """job-summary.md: report.md for a CI job summary."""
+        return self.run_dir / RunFolder.JOB_SUMMARY
+
+    @property
     def paths(self) -> list[Path]:
         """Every file written."""
-        return [self.results_path, self.report_path, *self.charts]
+        return [
+            self.results_path, self.report_path, self.html_path, self.job_summary_path,
+            *self.charts,
+        ]  # fmt: skip
 
 
 def _summary_file(run_dir: Path, manifest: RunManifest) -> Path | None:
@@ -207,6 +222,10 @@ def build_report(run_dir: Path, *, raw_file: Path | None = None) -> ReportResult
         _write(results_path, results.to_json())
         report_path = folder.report_path
         _write(report_path, render_markdown(results))
+        write_html(run_dir)
+        mermaid = mermaid_charts(agg.buckets, agg.bucket_s) if agg else {}
+        summary_text = render_markdown(results, fmt="github", mermaid=mermaid, rows=SUMMARY_ROWS)
+        _write(run_dir / RunFolder.JOB_SUMMARY, fit_summary(summary_text))
     except OSError as exc:
         raise SetupError(
             f"cannot write the report into {run_dir}: {exc.strerror or exc}; make the folder "
@@ -290,6 +309,11 @@ def _ms(value: Any) -> str:
     return "—" if value is None else f"{float(value):,.1f} ms"
 
 
+def _phase_ms(value: Any) -> str:
+    """A request phase's average: two decimals, as most phases take well under 1 ms."""
+    return "—" if value is None else f"{float(value):,.2f}"
+
+
 def _pct(value: Any) -> str:
     if value is None:
         return "—"
@@ -347,8 +371,16 @@ def _profile_line(profile: Any) -> str:
     return _cell(text)
 
 
-def render_markdown(results: ResultsDocument) -> str:
-    """report.md from the results document (as written) and ``templates/report.md.j2``."""
+def render_markdown(
+    results: ResultsDocument,
+    *,
+    fmt: str = "markdown",
+    mermaid: dict[str, str] | None = None,
+    rows: int | None = None,
+) -> str:
+    """report.md from the results document (as written) and ``templates/report.md.j2``;
+    with ``fmt="github"`` the job summary (charts as ``mermaid`` blocks, tables cut to
+    ``rows`` rows)."""
     import jinja2
 
     env = jinja2.Environment(
@@ -361,7 +393,7 @@ def render_markdown(results: ResultsDocument) -> str:
     )
     env.filters.update(
         num=_num, ms=_ms, pct=_pct, measured=_measured, cell=_cell, duration=_duration,
-        epoch=_epoch, profile_line=_profile_line,
+        epoch=_epoch, profile_line=_profile_line, phase_ms=_phase_ms,
     )  # fmt: skip
     try:
         template = env.get_template(TEMPLATE)
@@ -369,7 +401,7 @@ def render_markdown(results: ResultsDocument) -> str:
         raise SetupError(
             f"the report template {TEMPLATES_DIR / TEMPLATE} is missing; reinstall orch"
         ) from exc
-    return template.render(r=results.to_dict())
+    return template.render(r=results.to_dict(), fmt=fmt, mermaid=mermaid or {}, rows=rows)
 
 
 # --- orch report --from -----------------------------------------------------------------

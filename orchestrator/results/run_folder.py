@@ -143,6 +143,8 @@ class RunFolder:
     MANIFEST = "run.json"
     RESULTS = "results.json"
     REPORT = "report.md"
+    REPORT_HTML = "report.html"  # report.md as one self-contained page (charts inside)
+    JOB_SUMMARY = "job-summary.md"  # report.md for a CI job summary (charts as Mermaid)
     SUMMARY = "summary.json"
     MERGED_SUMMARY = "merged-summary.json"  # a merged run's durations and metric types
     RAW_PARQUET = "raw.parquet"
