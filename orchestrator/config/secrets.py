@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from dotenv import dotenv_values
+
 REDACTED = "***"
 
 _URL_PASSWORD = re.compile(r"(?P<head>postgres(?:ql)?://[^:/@?#\s]*):[^/?#\s]*@")
@@ -16,23 +18,20 @@ _KV_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s
 
 
 def load_dotenv(path: Path) -> list[str]:
-    """Set variables from a ``KEY=VALUE`` file without overriding the real environment.
+    """Set variables from a ``.env`` file without overriding the real environment.
 
-    Returns the names that were set. Lines may be blank, comments, or ``export KEY=VALUE``;
-    values may be quoted.
+    Returns the names that were set. python-dotenv reads the file: comments, ``export
+    KEY=VALUE``, single- and double-quoted values (escapes in double quotes, multi-line
+    values), and a ``# comment`` after an unquoted value. Values are taken literally:
+    ``${VAR}`` is not expanded, so a secret containing ``$`` arrives as written. A line
+    python-dotenv cannot parse is skipped with a warning that names its line number, never
+    its text.
     """
     if not path.is_file():
         return []
     loaded = []
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.removeprefix("export ").partition("=")
-        key, value = key.strip(), value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        if key and key not in os.environ:
+    for key, value in dotenv_values(path, interpolate=False, encoding="utf-8").items():
+        if value is not None and key not in os.environ:  # None: a bare KEY without '='
             os.environ[key] = value
             loaded.append(key)
     return loaded
