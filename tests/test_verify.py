@@ -13,7 +13,7 @@ from scenario_project import make_project, write_workflow
 
 from orchestrator.cli import main
 from orchestrator.config import load_config, resolve_run
-from orchestrator.core import ExitCode
+from orchestrator.core import PROJECT_ROOT, ConfigError, ExitCode
 from orchestrator.target.n8n import read_export
 from orchestrator.target.verify import N8N_AUTH_MODES, set_yaml_value
 
@@ -328,7 +328,8 @@ scenarios: {}
                 "vars",
                 "enrichment_endpoint",
             ],
-            '          enrichment_endpoint: "POST /enrichment"  # old',
+            # the comment keeps its column
+            '          enrichment_endpoint: "POST /enrichment"               # old',
         ),
         (
             ["environments", "local", "scenarios", "ai-enrichment", "vars", "enrichment_endpoint"],
@@ -354,3 +355,72 @@ def test_set_yaml_value_keeps_comments(keys: list[str], expect_line: str) -> Non
         ]
         == "tier-1"
     )
+
+
+def _inserted(text: str, after_line: str, *lines: str) -> str:
+    head, tail = text.split(after_line + "\n", 1)
+    return head + after_line + "\n" + "".join(f"{line}\n" for line in lines) + tail
+
+
+def test_set_yaml_value_changes_nothing_else_in_the_shipped_config() -> None:
+    """orch.yaml as shipped: aligned comments, comment blocks after a mapping, a plain
+    scalar over two lines, ``{ padded }`` flow mappings: all kept byte for byte."""
+    text = (PROJECT_ROOT / "orch.yaml").read_text(encoding="utf-8")
+    staging = ["environments", "staging", "scenarios", "ai-enrichment", "vars"]
+    assert set_yaml_value(text, [*staging, "enrichment_endpoint"], "POST /enrichment") == (
+        _inserted(
+            text,
+            "          claude_tier: tier-1",
+            '          enrichment_endpoint: "POST /enrichment"',
+        )
+    )
+    local = ["environments", "local", "scenarios", "linkedin-scrape", "vars", "webhook_path"]
+    assert set_yaml_value(text, local, "/webhook/x/:id") == _inserted(
+        text,
+        "          claude_tier: sandbox",
+        "      linkedin-scrape:",
+        "        vars:",
+        '          webhook_path: "/webhook/x/:id"',
+    )
+    production = ["environments", "production", "vars", "webhook_auth"]
+    assert set_yaml_value(text, production, "none") == _inserted(
+        text,
+        "    n8n_base_url: https://n8n.srv997159.hstgr.cloud",
+        "    vars:",
+        '      webhook_auth: "none"',
+    )
+    stages = ["scenarios", "linkedin-scrape", "profiles", "stress", "startRate"]
+    old = "        startRate: 50\n"
+    assert set_yaml_value(text, stages, "60") == text.replace(old, '        startRate: "60"\n', 1)
+
+
+def test_set_yaml_value_edge_cases_the_text_splice_got_wrong() -> None:
+    literal = "environments:\n  local:\n    notes: |\n      two\n      lines\n  staging: {}\n"
+    assert set_yaml_value(literal, ["environments", "local", "vars", "x"], "v") == (
+        literal.replace("      lines\n", '      lines\n    vars:\n      x: "v"\n')
+    )
+    keys = ["environments", "local", "scenarios", "odd: name", "vars", "x"]
+    text = set_yaml_value("environments:\n  local: {}\n", keys, "v")
+    assert yaml.safe_load(text)["environments"]["local"]["scenarios"]["odd: name"] == {
+        "vars": {"x": "v"}
+    }
+    four = "---\nenvironments:\n    local:\n        kind: local\n        hosts:\n        -   a\n"
+    assert set_yaml_value(four, ["environments", "local", "vars", "x"], "v") == (
+        four + '        vars:\n            x: "v"\n'
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "keys", "message"),
+    [
+        ("", ["a", "b"], "the top level in the config is not a mapping"),
+        ("a: 1\n", ["a", "b"], "a in the config is not a mapping"),
+        ("a: {b: 1}\n", ["a"], "a in the config is not a single value"),
+        ("a: {b: 1}\na: {c: 2}\n", ["a", "b"], 'line 2: found duplicate key "a"; fix it'),
+    ],
+)
+def test_set_yaml_value_errors_name_the_place(
+    text: str, keys: list[str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        set_yaml_value(text, keys, "v")

@@ -24,6 +24,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import io
 import json
 import os
 import tempfile
@@ -31,10 +32,17 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from difflib import SequenceMatcher
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import CommentMark, MarkedYAMLError
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+from ruamel.yaml.tokens import CommentToken
+from ruamel.yaml.util import load_yaml_guess_indent
 
 from orchestrator.config import (
     ENDPOINT_SUFFIX,
@@ -564,17 +572,17 @@ def write_scenario_var(
 ) -> Path:
     """Set ``environments.ENV.scenarios.SCENARIO.vars.VARIABLE`` in the config file.
 
-    A targeted text edit, so comments and layout stay as they were; the result is parsed
-    and validated before it replaces the file.
+    A targeted edit, so comments and layout stay as they were; the result must read as the
+    old file with that one value set, and is validated, before it replaces the file.
     """
     keys = ["environments", env_name, "scenarios", scenario, "vars", variable]
     text = config_file.read_text(encoding="utf-8")
     new_text = set_yaml_value(text, keys, value)
-    data = yaml.safe_load(new_text)
-    node: Any = data
-    for key in keys:
-        node = node[key]
-    if node != value:
+    expected = node = yaml.safe_load(text)
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+    node[keys[-1]] = value
+    if yaml.safe_load(new_text) != expected:
         raise SetupError(
             f"could not record {value!r} in {config_file}; set {'.'.join(keys)} by hand"
         )
@@ -589,47 +597,121 @@ def write_scenario_var(
 
 
 def set_yaml_value(text: str, keys: list[str], value: str) -> str:
-    """``text`` with the scalar at ``keys`` set to ``value``, creating missing mappings."""
-    node = yaml.compose(text)
-    quoted = json.dumps(value)  # a JSON string is a valid YAML double-quoted scalar
+    """``text`` with the scalar at ``keys`` set to ``value`` (double-quoted), creating
+    missing mappings at the end of their parent.
+
+    ruamel.yaml's round trip makes the edit: it finds the keys, quotes a key that needs
+    it, writes a new mapping in its parent's block or flow style, keeps comments and
+    their columns. Only the lines around the edit are taken from its output: ruamel lays
+    a few things out its own way (``{ a: 1 }`` loses its inner spaces, a plain scalar
+    over several lines is joined), and every other line stays as written.
+    """
+    rt = YAML()
+    rt.preserve_quotes = True
+    rt.width = 4096  # no re-folding of long lines
+    try:
+        data, sequence, offset = load_yaml_guess_indent(text, yaml=rt)
+    except MarkedYAMLError as exc:  # a duplicate key, say, which PyYAML lets pass
+        line = exc.problem_mark.line + 1 if exc.problem_mark else "?"
+        raise ConfigError(
+            f"cannot edit the config: line {line}: {str(exc.problem).split(' with value')[0]}; "
+            f"fix it, or set {'.'.join(keys)} by hand"
+        ) from None
+    mapping = _mapping_indent(data)
+    rt.indent(mapping=mapping, sequence=sequence or mapping, offset=offset or 0)
+    before = _dump(rt, data)
+    node = data
     for depth, key in enumerate(keys):
-        if not isinstance(node, yaml.MappingNode):
-            raise ConfigError(f"{'.'.join(keys[:depth])} in the config is not a mapping")
-        child = next((v for k, v in node.value if getattr(k, "value", None) == key), None)
-        if child is None:
-            return _insert(text, node, keys[depth:], quoted)
-        if depth == len(keys) - 1:
-            if not isinstance(child, yaml.ScalarNode):
-                raise ConfigError(f"{'.'.join(keys)} in the config is not a single value")
-            start, end = child.start_mark.index, child.end_mark.index
-            return text[:start] + quoted + text[end:]
-        node = child
-    return text
-
-
-def _insert(text: str, mapping: yaml.MappingNode, keys: list[str], quoted: str) -> str:
-    if mapping.flow_style or not mapping.value:
-        fragment = quoted
-        for key in reversed(keys):
-            fragment = f"{{{key}: {fragment}}}"
-        inner = fragment[1:-1]
-        close = text.rindex("}", 0, mapping.end_mark.index)
-        sep = ", " if mapping.value else ""
-        return text[:close] + sep + inner + text[close:]
-    indent = mapping.value[0][0].start_mark.column
-    last: yaml.Node = mapping.value[-1][1]
-    while isinstance(last, yaml.MappingNode | yaml.SequenceNode) and not last.flow_style:
-        items = last.value
-        if not items:
+        if not isinstance(node, CommentedMap):
+            where = ".".join(keys[:depth]) or "the top level"
+            raise ConfigError(f"{where} in the config is not a mapping")
+        if key not in node:
+            new: Any = DoubleQuotedScalarString(value)
+            for inner in reversed(keys[depth + 1 :]):
+                new = CommentedMap({inner: new})
+            _append(node, key, new)
             break
-        last = items[-1][1] if isinstance(last, yaml.MappingNode) else items[-1]
-    line_end = text.find("\n", last.end_mark.index)
-    at = len(text) if line_end == -1 else line_end
-    lines = [
-        " " * (indent + 2 * i) + f"{key}:" + (f" {quoted}" if i == len(keys) - 1 else "")
-        for i, key in enumerate(keys)
-    ]
-    return text[:at] + "\n" + "\n".join(lines) + text[at:]
+        if depth < len(keys) - 1:
+            node = node[key]
+        elif isinstance(node[key], CommentedMap | CommentedSeq):
+            raise ConfigError(f"{'.'.join(keys)} in the config is not a single value")
+        else:
+            node[key] = DoubleQuotedScalarString(value)
+    after = _dump(rt, data)
+    kept = _around_edit(text, before, after)
+    try:
+        same = yaml.safe_load(kept) == yaml.safe_load(after)
+    except yaml.YAMLError:
+        same = False
+    return kept if same else after  # ruamel's whole file where the lines do not fit
+
+
+def _dump(rt: YAML, data: Any) -> str:
+    out = io.StringIO()
+    rt.dump(data, out)
+    return out.getvalue()
+
+
+def _mapping_indent(data: Any) -> int:
+    """How far the file indents a nested block mapping (2 when it has none)."""
+    for key, value in data.items() if isinstance(data, CommentedMap) else ():
+        if isinstance(value, CommentedMap) and value and not value.fa.flow_style():
+            return int(value.lc.key(next(iter(value)))[1] - data.lc.key(key)[1])
+    return 2
+
+
+def _last_entry(node: Any) -> tuple[Any, Any] | None:
+    """The innermost last entry (collection, key or index) of a block collection: ruamel
+    keeps the comment lines that follow the collection with it."""
+    found = None
+    while isinstance(node, CommentedMap | CommentedSeq) and node and not node.fa.flow_style():
+        key = next(reversed(node)) if isinstance(node, CommentedMap) else len(node) - 1
+        found, node = (node, key), node[key]
+    return found
+
+
+def _append(mapping: CommentedMap, key: str, value: Any) -> None:
+    """``mapping[key] = value`` as its last entry, placed before the comment lines that
+    followed the mapping (ruamel would write it after them)."""
+    last = _last_entry(mapping)
+    mapping[key] = value
+    if last is None:
+        return
+    collection, at = last
+    slot = 2 if isinstance(collection, CommentedMap) else 0  # ruamel's place for it
+    comment = (collection.ca.items.get(at) or [None] * 4)[slot]
+    own, _, following = comment.value.partition("\n") if comment else ("", "", "")
+    if following:
+        comment.value = own + "\n"
+        collection, at = _last_entry(mapping) or (mapping, key)
+        moved = CommentToken("\n" + following, CommentMark(0), None)
+        collection.ca.items[at] = [None, None, moved, None]
+
+
+def _around_edit(original: str, before: str, after: str) -> str:
+    """``original`` with the lines ruamel changed from ``before`` to ``after``, widened to
+    the nearest lines ruamel wrote as they were in ``original``."""
+    lines, old, new = (t.splitlines(keepends=True) for t in (original, before, after))
+    same: dict[int, int] = {}  # a line of ``before`` -> the same line of the original
+    for a, b, size in SequenceMatcher(None, lines, old, autojunk=False).get_matching_blocks():
+        same.update((b + i, a + i) for i in range(size))
+
+    def at(gap: int) -> int | None:
+        """Where the gap before line ``gap`` of ``before`` is in the original, if known."""
+        if gap == 0 or gap == len(old):
+            return 0 if gap == 0 else len(lines)
+        return same[gap - 1] + 1 if gap - 1 in same else same.get(gap)
+
+    opcodes = SequenceMatcher(None, old, new, autojunk=False).get_opcodes()
+    changes = [op for op in opcodes if op[0] != "equal"]
+    if not changes:
+        return original
+    i1, j1, i2, j2 = changes[0][1], changes[0][3], changes[-1][2], changes[-1][4]
+    while (start := at(i1)) is None:
+        i1, j1 = i1 - 1, j1 - 1
+    while (end := at(i2)) is None:
+        i2, j2 = i2 + 1, j2 + 1
+    return "".join(lines[:start] + new[j1:j2] + lines[end:])
 
 
 # --------------------------------------------------------------------------- the record
