@@ -273,6 +273,23 @@ def test_same_distribution_is_not_significant() -> None:
     assert flagged <= 1
 
 
+def test_bootstrap_bound_is_seeded_and_one_sided() -> None:
+    rng = np.random.default_rng(3)
+    a = rng.lognormal(np.log(40), 0.25, 30_000)  # thinned to BOOTSTRAP_MAX_POINTS first
+    b = rng.lognormal(np.log(40), 0.25, 30_000) + 8
+    first = latency_significance(a, b, alpha=0.01)
+    assert first == latency_significance(a, b, alpha=0.01)  # same inputs, same bounds
+    assert first.p95_diff_ms is not None and first.p95_diff_ci_ms is not None
+    assert first.p95_diff_low_ms is not None
+    low, high = first.p95_diff_ci_ms
+    # the one-sided 99 % bound lies below the two-sided 95 % interval, which holds the shift
+    assert first.p95_diff_low_ms < low < first.p95_diff_ms < high
+    assert first.significant and first.p95_diff_low_ms > 0
+    looser = latency_significance(a, b, alpha=0.2)
+    assert looser.p95_diff_low_ms is not None and looser.p95_diff_low_ms > low
+    assert looser.p95_diff_ci_ms == first.p95_diff_ci_ms  # 95 % whatever alpha is
+
+
 def test_large_samples_need_the_tolerance_too() -> None:
     rng = np.random.default_rng(2)
     a = rng.lognormal(np.log(40), 0.25, 100_000)
