@@ -405,3 +405,60 @@ def test_split_statements_respects_quotes_comments_and_dollar_bodies() -> None:
         "/* block; comment */\nDO $$ BEGIN PERFORM 1; PERFORM 2; END $$",
         'CREATE INDEX "odd;name" ON a (t)',
     ]
+
+
+def test_split_statements_bodies_strings_and_comments_that_hold_semicolons() -> None:
+    assert split_statements(TRICKY_MIGRATION) == [
+        "-- orch:no-transaction\n-- a comment; with semicolons; here\n"
+        "CREATE TABLE tricky (id int, note text DEFAULT 'a;b -- not a comment')",
+        TRICKY_FUNCTION,
+        "CREATE FUNCTION tricky_atomic() RETURNS int LANGUAGE sql\n"
+        "BEGIN ATOMIC SELECT 1; SELECT tricky_count(); END",
+        "/* block; comment */ INSERT INTO tricky VALUES (1, E'it\\'s; escaped')",
+        "INSERT INTO tricky VALUES (2, 'it''s; doubled'); -- same line; stays with it",
+        "CREATE INDEX CONCURRENTLY tricky_id ON tricky (id)",
+    ]
+    assert split_statements("-- only; a comment\n/* and; this */\n") == []
+
+
+TRICKY_FUNCTION = """\
+CREATE FUNCTION tricky_count() RETURNS int LANGUAGE plpgsql AS $fn$
+DECLARE n int;
+BEGIN
+  SELECT count(*) INTO n FROM tricky; -- counted; here
+  IF n > 0 THEN RAISE NOTICE 'rows; %', n; END IF;
+  RETURN n + length($q$;$q$);
+END;
+$fn$"""
+TRICKY_MIGRATION = f"""\
+-- orch:no-transaction
+-- a comment; with semicolons; here
+CREATE TABLE tricky (id int, note text DEFAULT 'a;b -- not a comment');
+{TRICKY_FUNCTION};
+CREATE FUNCTION tricky_atomic() RETURNS int LANGUAGE sql
+BEGIN ATOMIC SELECT 1; SELECT tricky_count(); END;
+/* block; comment */ INSERT INTO tricky VALUES (1, E'it\\'s; escaped');
+INSERT INTO tricky VALUES (2, 'it''s; doubled'); -- same line; stays with it
+CREATE INDEX CONCURRENTLY tricky_id ON tricky (id);
+-- the end; nothing follows
+"""
+
+
+def test_migration_statements_run_one_by_one_with_their_semicolons_intact(
+    schema_db: str, migrations_dir: Path, config_file: Path
+) -> None:
+    (migrations_dir / "20300101000000_tricky.sql").write_text(TRICKY_MIGRATION)
+    result = orch("db", "migrate", *target(schema_db, migrations_dir, config_file))
+    assert result.exit_code == 0, result.output
+    assert "Applied 20300101000000_tricky.sql (outside a transaction)" in result.output
+    with connect(schema_db) as conn:
+        rows = conn.execute("SELECT id, note FROM tricky ORDER BY id").fetchall()
+        counted = conn.execute("SELECT tricky_count(), tricky_atomic()").fetchone()
+        index = conn.execute("SELECT to_regclass('tricky_id')").fetchone()
+        [statements] = conn.execute(
+            "SELECT statements FROM orch_migrations.applied WHERE version = '20300101000000'"
+        ).fetchone()
+    assert rows == [(1, "it's; escaped"), (2, "it's; doubled")]
+    assert counted == (3, 3)  # two rows, plus the length of the $q$-quoted ';'
+    assert index == ("tricky_id",)  # CONCURRENTLY: it did run outside a transaction
+    assert statements == split_statements(TRICKY_MIGRATION)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import sqlparse
+
 from orchestrator.core import ConfigError, DatabaseError
 
 if TYPE_CHECKING:
@@ -77,43 +79,19 @@ def list_migrations(migrations_dir: Path) -> list[MigrationFile]:
     return sorted(files, key=lambda migration: migration.version)
 
 
-_TOKEN = re.compile(
-    r"""
-      --[^\n]*                      # line comment
-    | /\*.*?\*/                     # block comment
-    | '(?:[^']|'')*'                # string literal
-    | "(?:[^"]|"")*"                # quoted identifier
-    | \$(?P<tag>[A-Za-z_]\w*)?\$.*?\$(?P=tag)?\$   # dollar-quoted body
-    | ;                             # statement end
-    | [^;'"$/-]+ | .                # anything else
-    """,
-    re.S | re.X,
-)
-
-
 def split_statements(script: str) -> list[str]:
-    """Split a SQL script on top-level semicolons (not inside quotes, comments or $$ bodies).
+    """The statements of a SQL script, without their closing semicolons.
 
-    Comment-only chunks are dropped; each statement keeps its leading comment.
+    sqlparse splits it, so a semicolon inside a string (``'a;b'``, ``E'it\\'s;'``), a
+    quoted identifier, a comment, a dollar-quoted body (``$$ … $$``, ``$fn$ … $fn$``) or a
+    ``BEGIN ATOMIC … END`` function body does not end a statement. Comment-only chunks are
+    dropped; each statement keeps its leading comment.
     """
-    statements: list[str] = []
-    current: list[str] = []
-    for match in _TOKEN.finditer(script):
-        token = match.group(0)
-        if token == ";":
-            _flush(current, statements)
-            current = []
-        else:
-            current.append(token)
-    _flush(current, statements)
-    return statements
-
-
-def _flush(tokens: list[str], statements: list[str]) -> None:
-    text = "".join(tokens).strip()
-    code = re.sub(r"--[^\n]*|/\*.*?\*/", "", text, flags=re.S).strip()
-    if code:
-        statements.append(text)
+    return [
+        statement
+        for statement in sqlparse.split(script, strip_semicolon=True)
+        if sqlparse.format(statement, strip_comments=True).strip()
+    ]
 
 
 def _history_exists(conn: psycopg.Connection, table: tuple[str, str]) -> bool:

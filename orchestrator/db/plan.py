@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import sqlparse
+
 from orchestrator.config import DesiredIndex
 from orchestrator.db.indexes import DesiredStatus, IndexReport, Status
 from orchestrator.db.migrations import MigrationFile, list_migrations, split_statements
@@ -74,7 +76,7 @@ def indexes_in_file(migration: MigrationFile) -> set[tuple[str, tuple[str, ...]]
     """The plain b-tree ``(table, columns)`` pairs that a migration file creates."""
     found = set()
     for statement in split_statements(migration.text):
-        code = re.sub(r"--[^\n]*", "", statement)
+        code = sqlparse.format(statement, strip_comments=True)
         match = _CREATE_INDEX.search(code)
         if match is None or re.search(r"\bWHERE\b", match.group("rest"), re.I):
             continue
