@@ -1,0 +1,224 @@
+"""orch against plain k6 on the same workload: wall, CPU, peak memory and load capacity.
+
+Issue 15's four ratios, measured side by side in one invocation with the arms alternated:
+
+1. **Overhead** (500 req/s for 20 s, linkedin-scrape, against an orch sandbox on loopback
+   that belongs to neither arm): wall time, CPU (user + sys of the whole process tree, from
+   the kernel's accounting of waited-for children), peak RSS of the whole tree (sampled
+   every 50 ms with psutil) and orch's own share (its Python process alone).
+   A: ``k6 run`` of the script orch renders, no output;  C: ``orch run`` (raw output,
+   compaction, figures, charts, report.md, report.html, job summary).
+2. **Capacity** (20 VUs with no sleep for 10 s, constant-vus): requests made, as a fraction
+   of plain k6 with no output: k6 ``--out csv`` (what orch needs for exact percentiles)
+   and ``orch run``.
+
+Targets (issue 15): wall ≤ 1.04x, CPU ≤ 1.20x (orch's own ≤ 0.6 s), peak RSS ≤ 1.5x (orch
+≤ 60 MB while k6 runs), capacity ≥ 0.95x. The machine must be otherwise idle.
+
+    python benchmarks/peer.py [--rounds 3] [--rate 500] [--duration 20s] [--capacity-s 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.run_overhead import make_project  # noqa: E402
+from benchmarks.sandbox import open_webhook  # noqa: E402
+from orchestrator.config import SandboxSettings  # noqa: E402
+from orchestrator.execution.progress import free_loopback_port  # noqa: E402
+from orchestrator.target import start_sandbox  # noqa: E402
+
+CAPACITY_PROFILE = """
+      capacity:
+        executor: constant-vus
+        vus: 20
+        duration: {duration}
+"""
+
+
+@dataclass
+class Measure:
+    """One arm's run: wall, CPU of the whole tree, peak RSS of the whole tree, the root's."""
+
+    wall_s: float
+    cpu_s: float
+    peak_rss_mb: float
+    root_cpu_s: float
+    root_peak_rss_mb: float
+    root_rss_while_k6_mb: float
+    exit_code: int
+
+
+@dataclass
+class _Sampler:
+    """Peak RSS of a process tree, and the root's own CPU and memory, every 50 ms."""
+
+    pid: int
+    peak: float = 0.0
+    root_peak: float = 0.0
+    root_while_k6: float = 0.0
+    root_cpu: float = 0.0
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        try:
+            root = psutil.Process(self.pid)
+        except psutil.Error:
+            return
+        while not self.stop.is_set():
+            try:
+                kids = root.children(recursive=True)
+                root_rss = root.memory_info().rss
+                times = root.cpu_times()
+                self.root_cpu = times.user + times.system
+            except psutil.Error:
+                break
+            total = root_rss
+            k6_running = False
+            for kid in kids:
+                try:
+                    total += kid.memory_info().rss
+                    k6_running = k6_running or kid.name() == "k6"
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            self.root_peak = max(self.root_peak, root_rss)
+            if k6_running:
+                self.root_while_k6 = max(self.root_while_k6, root_rss)
+            time.sleep(0.05)
+
+
+def measure(command: list[str], env: dict[str, str]) -> Measure:
+    """Run ``command`` to its end and measure it and every process it started."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    sampler = _Sampler(proc.pid)
+    thread = threading.Thread(target=sampler.run, daemon=True)
+    thread.start()
+    out, err = proc.communicate()
+    wall = time.perf_counter() - started
+    sampler.stop.set()
+    thread.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if proc.returncode not in (0, 99):
+        print(out.decode()[-1500:], err.decode()[-1500:], file=sys.stderr)
+    mb = 1024 * 1024
+    return Measure(wall, cpu, sampler.peak / mb, sampler.root_cpu, sampler.root_peak / mb,
+                   sampler.root_while_k6 / mb, proc.returncode)  # fmt: skip
+
+
+def _orch(profile: str, config: Path) -> list[str]:
+    return [sys.executable, "-m", "orchestrator", "run", "linkedin-scrape", "--profile", profile,
+            "--runner", "native", "--config", str(config)]  # fmt: skip
+
+
+def _requests_of_latest_run(results: Path) -> int:
+    latest = sorted(p for p in results.iterdir() if p.is_dir())[-1]
+    return int(json.loads((latest / "results.json").read_text())["overall"]["requests"])
+
+
+def _requests_of_summary(path: Path) -> int:
+    return int(json.loads(path.read_text())["metrics"]["http_reqs"]["count"])
+
+
+def _ratio(c: float, a: float) -> str:
+    return f"{c / a:5.2f}×" if a else "  n/a"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rate", type=int, default=500)
+    parser.add_argument("--duration", default="20s")
+    parser.add_argument("--capacity-s", type=int, default=10)
+    args = parser.parse_args()
+
+    port = free_loopback_port()
+    k6 = shutil.which("k6") or "k6"
+    with tempfile.TemporaryDirectory() as tmp, start_sandbox(
+        SandboxSettings(port=port, latency_ms_median=1, latency_ms_p95=3),
+        n8n=open_webhook(Path(tmp)),
+    ) as sandbox:
+        folder = Path(tmp)
+        config = make_project(folder, port, args.rate, args.duration)
+        text = config.read_text()
+        marker = "    profiles:\n"
+        head, tail = text.split(marker, 1)
+        capacity = CAPACITY_PROFILE.format(duration=f"{args.capacity_s}s").lstrip("\n")
+        config.write_text(head + marker + capacity + tail)
+        env = {**os.environ, "ORCH_N8N_BASE_URL": sandbox.url, "ORCH_BASE_URL": sandbox.url,
+               "WEBHOOK_SECRET": "benchmark-key", "ORCH_SANDBOX_WEBHOOK_SECRET": "benchmark-key",
+               "MPLBACKEND": "Agg"}  # fmt: skip
+        scripts = {}
+        for profile in ("bench", "capacity"):
+            scripts[profile] = subprocess.run(
+                [sys.executable, "-m", "orchestrator", "render", "linkedin-scrape", "--profile",
+                 profile, "--config", str(config), "--out", str(folder / f"plain-{profile}")],
+                capture_output=True, text=True, check=True, env=env,
+            ).stdout.strip()  # fmt: skip
+
+        plain: list[Measure] = []
+        orch: list[Measure] = []
+        capacity_plain: list[int] = []
+        capacity_csv: list[int] = []
+        capacity_orch: list[int] = []
+        summary = folder / "summary.json"
+        for round_no in range(1, args.rounds + 1):
+            plain.append(measure([k6, "run", "--quiet", scripts["bench"]], env))
+            orch.append(measure(_orch("bench", config), env))
+            print(f"round {round_no}: k6 {plain[-1].wall_s:.2f} s, orch {orch[-1].wall_s:.2f} s")
+            measure([k6, "run", "--quiet", "--summary-export", str(summary),
+                     scripts["capacity"]], env)  # fmt: skip
+            capacity_plain.append(_requests_of_summary(summary))
+            csv = folder / "capacity.csv"
+            measure([k6, "run", "--quiet", "--summary-export", str(summary), "--out",
+                     f"csv={csv}", scripts["capacity"]], env)  # fmt: skip
+            capacity_csv.append(_requests_of_summary(summary))
+            csv.unlink(missing_ok=True)
+            measure(_orch("capacity", config), env)
+            capacity_orch.append(_requests_of_latest_run(folder / "results"))
+            print(f"round {round_no}: capacity k6 {capacity_plain[-1]:,}, k6 --out csv "
+                  f"{capacity_csv[-1]:,}, orch {capacity_orch[-1]:,} requests")  # fmt: skip
+
+    def med(values: list[Measure], name: str) -> float:
+        return statistics.median(getattr(m, name) for m in values)
+
+    print(f"\n{args.rate} req/s for {args.duration}, {args.rounds} rounds alternated, medians:")
+    print(f"{'':<34}{'k6 alone (A)':>14}{'orch (C)':>12}{'C/A':>8}   target")
+    rows = [("wall, s", "wall_s", "≤ 1.04×"), ("CPU user+sys, whole tree, s", "cpu_s", "≤ 1.20×"),
+            ("peak RSS, whole tree, MB", "peak_rss_mb", "≤ 1.5×")]  # fmt: skip
+    for label, name, target in rows:
+        a, c = med(plain, name), med(orch, name)
+        print(f"{label:<34}{a:>14.2f}{c:>12.2f}{_ratio(c, a):>8}   {target}")
+    print(f"orch's own process: CPU {med(orch, 'root_cpu_s'):.2f} s (target ≤ 0.6 s), peak RSS "
+          f"{med(orch, 'root_peak_rss_mb'):.0f} MB, while k6 runs "
+          f"{med(orch, 'root_rss_while_k6_mb'):.0f} MB (target ≤ 60 MB)")  # fmt: skip
+    a = statistics.median(capacity_plain)
+    print(f"\ncapacity: 20 VUs, no sleep, {args.capacity_s} s (requests, median; × plain k6):")
+    print(f"  k6, no output:   {a:>10,.0f}")
+    for label, values in (("k6 --out csv:", capacity_csv), ("orch run:", capacity_orch)):
+        c = statistics.median(values)
+        print(f"  {label:<16} {c:>10,.0f}  {_ratio(c, a)}   (target ≥ 0.95×)")
+
+
+if __name__ == "__main__":
+    main()
