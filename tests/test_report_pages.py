@@ -99,7 +99,8 @@ def test_job_summary_renders_on_github_without_the_run_folder(normal_run: Path) 
     blocks = re.findall(r"```mermaid\n(.*?)```", text, flags=re.S)
     assert len(blocks) == 2
     for block in blocks:
-        assert block.startswith("xychart-beta\n")
+        assert block.startswith('%%{init: {"themeVariables"')
+        assert "\nxychart-beta\n" in block
         axis = re.search(r"x-axis .*\[(.*)\]", block)
         assert axis is not None
         points = len(axis.group(1).split(","))

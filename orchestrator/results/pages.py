@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -115,12 +116,14 @@ def mermaid_charts(buckets: list[Bucket], bucket_s: int) -> dict[str, str]:
     axis = f'x-axis "seconds since the start" [{", ".join(str(s) for s in seconds)}]'
     return {
         "latency": _block(
+            "#ff7f0e, #1f77b4",
             f"Latency, ms (upper line p95, lower line p50; {width} s buckets)",
             axis,
             'y-axis "ms"',
             [f"line [{_values(p95)}]", f"line [{_values(p50)}]"],
         ),
         "throughput": _block(
+            "#1f77b4, #d62728",
             f"Requests per second (bars), failed or rate-limited per second (line; {width} s "
             "buckets)",
             axis,
@@ -145,12 +148,15 @@ def _values(values: list[float]) -> str:
     return ", ".join(f"{v:.1f}" for v in values)
 
 
-def _block(title: str, *lines: str | list[str]) -> str:
+def _block(palette: str, title: str, *lines: str | list[str]) -> str:
+    """One ``xychart-beta`` block, its series in the colours of ``palette`` (the PNG
+    charts' colours, in series order)."""
     rows: list[str] = []
     for line in lines:
         rows += line if isinstance(line, list) else [line]
     body = "\n".join(f"    {row}" for row in rows)
-    return f'```mermaid\nxychart-beta\n    title "{title}"\n{body}\n```'
+    theme = json.dumps({"themeVariables": {"xyChart": {"plotColorPalette": palette}}})
+    return f'```mermaid\n%%{{init: {theme}}}%%\nxychart-beta\n    title "{title}"\n{body}\n```'
 
 
 _PAGE = """<!DOCTYPE html>
