@@ -128,6 +128,20 @@ def test_missing_secret_variable(project: Callable[..., Path]) -> None:
     assert_clean_error(done, ExitCode.CONFIG, "WEBHOOK_SECRET", "ORCH_TEST_STAGING_SECRET")
 
 
+@pytest.mark.parametrize("name", ["K6_BLACKLIST_IPS", "k6_vus", "ORCH_EGRESS_RULE"])
+def test_a_secret_may_not_take_a_name_k6_gets_from_orch(
+    project: Callable[..., Path], name: str
+) -> None:
+    """A secret named K6_* would override the script's options (its block lists among
+    them), one named ORCH_* the run's own variables: refused when the config is read."""
+    config = project()
+    config.write_text(config.read_text().replace("WEBHOOK_SECRET: ORCH_TEST", f"{name}: ORCH_TEST"))
+    done = orch("render", "linkedin-scrape", "--config", str(config))
+    assert_clean_error(
+        done, ExitCode.CONFIG, "environments.staging.secrets", f"{name!r}", "another name"
+    )
+
+
 def test_no_k6(project: Callable[..., Path], tmp_path: Path) -> None:
     done = orch(
         "run",

@@ -36,6 +36,9 @@ ThresholdSpec = str | dict[str, Any]
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _K6_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Names k6 must get from orch alone: its own options (K6_*, which override the script's)
+# and the run's variables (ORCH_BASE_URL, ORCH_EGRESS_RULE, …).
+RESERVED_K6_PREFIXES = ("K6_", "ORCH_")
 
 
 class _Strict(BaseModel):
@@ -253,6 +256,12 @@ class Environment(_Strict):
             for name in (k6_name, host_name):
                 if not _K6_NAME.match(name):
                     raise ValueError(f"{name!r} is not a valid environment variable name")
+            if k6_name.upper().startswith(RESERVED_K6_PREFIXES):
+                raise ValueError(
+                    f"{k6_name!r}: k6 reads K6_* variables as its own options (they would "
+                    "override the script's block lists) and ORCH_* are the run's own "
+                    "variables; give the secret another name"
+                )
         return value
 
 
