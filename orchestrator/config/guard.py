@@ -68,8 +68,17 @@ def guard_run(config: Any, run: Any, action: str) -> EgressPolicy:
     check_written_targets(
         policy,
         action,
-        hosts={"base_url": run.base_url, "n8n_base_url": run.n8n_base_url},
-        texts={"vars": run.vars, "the profile's env": run.profile.k6_options().get("env", {})},
+        hosts={
+            "base_url": run.base_url,
+            "n8n_base_url": run.n8n_base_url,
+            # k6's own outputs (Prometheus, InfluxDB, OpenTelemetry) go where they say
+            **{f"{output.where}.url": output.url for output in run.outputs},
+        },
+        texts={
+            "vars": run.vars,
+            "the profile's env": run.profile.k6_options().get("env", {}),
+            **{f"{output.where}.settings": output.env for output in run.outputs},
+        },
     )
     return policy
 

@@ -24,6 +24,7 @@ from orchestrator.config.k6_options import (
     K6OptionError,
     check_options,
 )
+from orchestrator.config.outputs import K6Output, ResolvedOutput, check_outputs_list
 from orchestrator.config.sandbox_settings import SandboxSettings
 from orchestrator.core import DEFAULT_CONFIG, ConfigError
 
@@ -230,6 +231,15 @@ class Environment(_Strict):
     )
     allow: AllowList = Field(default_factory=AllowList)
     production_n8n: ProductionN8N | None = None
+    outputs: list[K6Output] = Field(
+        default_factory=list,
+        description="k6 outputs besides orch's raw CSV: Prometheus, InfluxDB, OpenTelemetry",
+    )
+    web_dashboard_export: bool = Field(
+        default=False, description="keep k6's web-dashboard HTML report in the run folder"
+    )
+
+    _outputs = field_validator("outputs")(check_outputs_list)
 
     @model_validator(mode="after")
     def _production_n8n_not_local(self) -> Environment:
@@ -490,6 +500,11 @@ class ResolvedRun(BaseModel):
     vars: dict[str, Any]
     thresholds: dict[str, list[ThresholdSpec]]
     secret_env: dict[str, str] = Field(repr=False)  # k6 name -> value; never written anywhere
+    outputs: list[ResolvedOutput] = Field(default_factory=list, repr=False)  # k6's own outputs
+
+    def secret_values(self) -> list[str]:
+        """Every secret value of this run (the k6 secrets and the outputs'), for redaction."""
+        return [*self.secret_env.values(), *(v for o in self.outputs for v in o.secret_values)]
 
     def delivery_rule(self) -> dict[str, Any] | None:
         """The load-delivery rule of this run (the profile's over the scenario's), or None
@@ -511,6 +526,7 @@ class ResolvedRun(BaseModel):
             "load_profile": self.profile.k6_options(),
             "thresholds": self.thresholds,
             "secrets": {name: "***" for name in self.secret_env},
+            **({"outputs": [o.describe() for o in self.outputs]} if self.outputs else {}),
         }
 
 

@@ -16,6 +16,7 @@ from orchestrator.config.model import (
     expand_env_refs,
     merged_scenario,
 )
+from orchestrator.config.outputs import resolve_outputs
 from orchestrator.config.pacing import apply_claude_pacing, apply_production_n8n_cap
 from orchestrator.config.secrets import provide_sandbox_secret
 from orchestrator.core import ConfigError
@@ -88,5 +89,6 @@ def resolve_run(
         vars=values,
         thresholds=thresholds,
         secret_env=secret_env,
+        outputs=resolve_outputs(environment.outputs, env_name),
     )
     return apply_production_n8n_cap(apply_claude_pacing(config, resolved))

@@ -50,6 +50,7 @@ from orchestrator.execution.lifecycle import (
     RunResult,
     new_manifest,
 )
+from orchestrator.execution.outputs import outputs_not_sent
 from orchestrator.execution.progress import planned_seconds
 from orchestrator.execution.render import BASE_URL_VAR, N8N_BASE_URL_VAR, RenderedScript
 from orchestrator.results import (
@@ -468,6 +469,9 @@ class K6OperatorRun(RunLifecycle):
         else:
             assert self._context is not None
             manifest.notes.append(f"cluster context {self._context.name} ({self._context.server})")
+        if note := outputs_not_sent(run):
+            manifest.notes.append(note)
+            self.echo(f"warning: {note}")
         manifest.save(run_dir)
 
     @property

@@ -296,7 +296,7 @@ def prepare_run(config: OrchConfig, run: ResolvedRun) -> PreparedRun:
         _remove_empty_run_dir(run_dir)
         raise
     write_json(run_dir / RunFolder.CONFIG, run.public_summary())
-    redact = Redactor([*run.secret_env.values(), *(u["password"] for u in test_users)])
+    redact = Redactor([*run.secret_values(), *(u["password"] for u in test_users)])
     return PreparedRun(run_dir, rendered, test_users, redact, policy, BlockedConnections())
 
 

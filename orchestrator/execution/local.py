@@ -32,6 +32,7 @@ from orchestrator.execution.lifecycle import (
     record_outcome,
     save_quietly,
 )
+from orchestrator.execution.outputs import extra_outputs
 from orchestrator.execution.progress import (
     ProgressMonitor,
     ProgressSnapshot,
@@ -197,6 +198,7 @@ class SingleRun(LocalRun):
 
     def plan(self, prepared: PreparedRun, run: ResolvedRun) -> None:
         run_dir = prepared.run_dir
+        extra = extra_outputs(run)  # the environment's outputs and dashboard export
         manifest = new_manifest(
             run,
             runner=self.runner.name,
@@ -207,7 +209,9 @@ class SingleRun(LocalRun):
                 "log": RunFolder.LOG,
                 "summary": RunFolder.SUMMARY,
                 "raw": RunFolder.RAW_CSV,
+                **extra.files,
             },
+            notes=list(extra.notes),
         )
         if note := prepared.users_note(run):
             manifest.notes.append(note)
@@ -215,7 +219,8 @@ class SingleRun(LocalRun):
             script_dir=prepared.rendered.directory,
             script_name=prepared.rendered.script_name,
             run_dir=run_dir,
-            env=prepared.k6_env(run),
+            env={**prepared.k6_env(run), **extra.env},
+            extra_args=extra.args,
             api_address=f"127.0.0.1:{free_loopback_port()}",
         )
         self.slots = [K6Slot("k6", run_dir, invocation, manifest)]

@@ -24,6 +24,7 @@ from orchestrator.execution.lifecycle import (
     save_quietly,
 )
 from orchestrator.execution.local import K6Slot, LocalRun
+from orchestrator.execution.outputs import extra_outputs
 from orchestrator.execution.progress import free_loopback_port
 from orchestrator.execution.runner import K6Invocation, K6Runner
 from orchestrator.results import (
@@ -105,7 +106,9 @@ class ShardedRun(LocalRun):
         )
         if note := prepared.users_note(run):
             manifest.notes.append(f"{note} (in each shard: VU numbers start at 1 in every shard)")
-        env = prepared.k6_env(run)
+        extra = extra_outputs(run)  # each shard sends its own metrics, writes its own dashboard
+        manifest.notes += extra.notes
+        env = {**prepared.k6_env(run), **extra.env}
         for index in range(1, shards + 1):
             shard_dir = run_dir / SHARDS_DIR / str(index)
             shard_dir.mkdir(parents=True)
@@ -114,7 +117,7 @@ class ShardedRun(LocalRun):
                 script_name=rendered.script_name,
                 run_dir=shard_dir,
                 env=env,
-                extra_args=segment_args(index, shards),
+                extra_args=segment_args(index, shards) + extra.args,
                 api_address=f"127.0.0.1:{free_loopback_port()}",
             )
             shard_manifest = new_manifest(
@@ -127,10 +130,11 @@ class ShardedRun(LocalRun):
                     "log": RunFolder.LOG,
                     "summary": RunFolder.SUMMARY,
                     "raw": RunFolder.RAW_CSV,
+                    **extra.files,
                 },
                 notes=[
                     f"shard {index} of {shards}: "
-                    f"{' '.join(invocation.extra_args) or 'whole test'}"
+                    f"{' '.join(segment_args(index, shards)) or 'whole test'}"
                 ],
             )
             shard_manifest.save(shard_dir)

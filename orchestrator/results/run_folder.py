@@ -11,6 +11,7 @@ Layout of ``results/<UTC timestamp>_<scenario>_<env>/`` (:class:`RunFolder` name
     results.json, report.md, charts/*.png     the figures, report and charts
     junit.xml                                 the run, thresholds and checks for CI
     compare.md, compare.json                  the comparison with a baseline, if any
+    dashboard.html                            k6's web-dashboard report, if asked for
 
 run.json carries a ``schema_version``. A run.json written before it existed reads as
 version 1 (the same keys); one of a newer version is refused with a message, not misread.
@@ -156,6 +157,7 @@ class RunFolder:
     COMPARE_JSON = "compare.json"
     CHARTS = "charts"
     SCRIPT = "script"
+    DASHBOARD = "dashboard.html"  # k6's web-dashboard export (web_dashboard_export: true)
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
