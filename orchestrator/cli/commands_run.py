@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from orchestrator.cli.options import config_option, echo_err, env_option, load_project
-from orchestrator.core import OrchError, Outcome
+from orchestrator.core import Outcome
 
 
 @click.command()
@@ -114,7 +114,9 @@ def run(config_file: str | None, env_name: str | None, no_report: bool, **option
 
         orch run linkedin-scrape --env staging --profile load
     """
-    from orchestrator.execution import RunRequest, run_scenario  # lazy: keeps --help fast
+    # lazy: keeps --help fast
+    from orchestrator.execution import RunRequest, run_scenario
+    from orchestrator.results import verdict_line
 
     config = load_project(config_file)
     # the other options are named as RunRequest's fields
@@ -126,43 +128,11 @@ def run(config_file: str | None, env_name: str | None, no_report: bool, **option
         for command in result.commands:
             click.echo(f"  {command}", err=True)
     else:
-        click.echo(_verdict(result.outcome, result.k6_exit_code, result.run_dir), err=True)
+        click.echo(verdict_line(result.outcome, result.k6_exit_code, result.run_dir), err=True)
     if result.report_path:
         click.echo(f"report: {result.report_path}", err=True)
     click.echo(str(result.run_dir))
     sys.exit(int(result.exit_code))
-
-
-def _verdict(outcome: Outcome, k6_exit_code: int | None, run_dir: Path) -> str:
-    """The line that tells a person how the run ended."""
-    from orchestrator.results import RunFolder  # lazy: keeps --help fast
-
-    log = RunFolder.LOG
-    verdicts = {
-        Outcome.PASSED: "PASSED: every threshold held",
-        Outcome.THRESHOLDS_FAILED: "FAILED: thresholds crossed",
-        Outcome.K6_ERROR: f"ERROR: k6 failed (exit {k6_exit_code}); see {log}",
-        Outcome.CRASHED: f"ERROR: k6 crashed or was killed; see {log}",
-        Outcome.INTERRUPTED: "INTERRUPTED: the run was stopped; its files are kept",
-        Outcome.TARGET_LOST: "INCONCLUSIVE: the sandbox stopped during the run; see run.json",
-        Outcome.IO_ERROR: "ERROR: the run folder could not be written (a full disk?); k6 was "
-        "stopped",
-        Outcome.REFUSED: "REFUSED: k6 tried to reach a host outside the allow-list",
-    }
-    if outcome == Outcome.LOAD_NOT_DELIVERED:
-        return "INCONCLUSIVE: the load was not delivered" + _delivery_numbers(run_dir)
-    return verdicts.get(outcome, str(outcome))
-
-
-def _delivery_numbers(run_dir: Path) -> str:
-    """`` (81 of 200 requests; 120 iterations dropped)`` from results.json, or nothing."""
-    from orchestrator.results import RunFolder  # lazy: keeps --help fast
-
-    try:
-        headline = RunFolder(run_dir).read_results().delivery.headline
-    except OrchError:
-        return ""
-    return f" ({headline})" if headline else ""
 
 
 COMMANDS: list[click.Command] = [scenarios, render, run]

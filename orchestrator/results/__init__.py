@@ -20,6 +20,7 @@ from orchestrator.results.model import ResultsDocument, read_results
 from orchestrator.results.pages import markdown_to_html, write_html
 from orchestrator.results.report import ReportResult, build_report, import_raw, report_import
 from orchestrator.results.run_folder import RunFolder, RunManifest, iso, utc_now, write_json
+from orchestrator.results.verdict import verdict_line
 
 __all__ = [
     "MergeSource",
@@ -44,6 +45,7 @@ __all__ = [
     "read_results",
     "report_import",
     "utc_now",
+    "verdict_line",
     "write_html",
     "write_json",
     "write_junit",
