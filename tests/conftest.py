@@ -10,7 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
+from orchestrator.cli import main
 from orchestrator.core import K6_SCRIPTS_DIR, PROJECT_ROOT, TEMPLATES_DIR
 
 
@@ -77,6 +79,28 @@ scenarios:
         preAllocatedVUs: 2
         maxVUs: 5
 """
+
+
+def add_to_local_environment(config: Path, block: str) -> Path:
+    """Add ``block`` (YAML at an environment key's indentation) to the short project's
+    local environment."""
+    last = "      latency_ms_p95: 3\n"  # the local environment's last line
+    config.write_text(config.read_text().replace(last, last + block, 1), encoding="utf-8")
+    return config
+
+
+def invoke_run(config: Path, *args: str, env: dict[str, str] | None = None) -> Result:
+    """``orch run linkedin-scrape --config CONFIG ARGS…`` in this process (CliRunner)."""
+    return CliRunner().invoke(
+        main, ["run", "linkedin-scrape", "--config", str(config), *args], env=env
+    )
+
+
+def new_run_dirs(config: Path, before: set[Path] | None = None) -> list[Path]:
+    """The project's run folders (those not in ``before``), oldest first."""
+    results = config.parent / "results"
+    found = sorted(p for p in results.iterdir() if p.is_dir()) if results.is_dir() else []
+    return [p for p in found if p not in (before or set())]
 
 
 # Where N8N serves the test export's trigger (its webhookId, its path): by N8N's rules.

@@ -15,30 +15,11 @@ from orchestrator.cli import main
 from orchestrator.config import load_config, resolve_run
 from orchestrator.core import ConfigError, ExitCode
 from orchestrator.execution.outputs import extra_outputs, outputs_not_sent
+from tests.conftest import add_to_local_environment, invoke_run, new_run_dirs
 from tests.receiver import receiver
-
-SANDBOX = "      latency_ms_p95: 3\n"  # the last line of the short project's local environment
 
 PROM_TOKEN = "prom-token-sentinel-4f1c9a"
 INFLUX_PASSWORD = "influx-pass-sentinel-77d2"
-
-
-def with_local(config: Path, block: str) -> Path:
-    """Add ``block`` (YAML at the environment's indentation) to the local environment."""
-    text = config.read_text()
-    config.write_text(text.replace(SANDBOX, SANDBOX + block, 1))
-    return config
-
-
-def run(config: Path, *args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    return CliRunner().invoke(
-        main, ["run", "linkedin-scrape", "--config", str(config), *args], env=env
-    )
-
-
-def only_run_dir(config: Path) -> Path:
-    (run_dir,) = [p for p in (config.parent / "results").iterdir() if p.is_dir()]
-    return run_dir
 
 
 def test_prometheus_influxdb_and_otlp_receive_the_runs_metrics(
@@ -48,7 +29,7 @@ def test_prometheus_influxdb_and_otlp_receive_the_runs_metrics(
     gets non-empty pushes, the dashboard is written, and no secret is written anywhere."""
     with receiver() as sink:
         host = sink.url.removeprefix("http://")
-        config = with_local(
+        config = add_to_local_environment(
             project(),
             f"""\
     web_dashboard_export: true
@@ -66,11 +47,11 @@ def test_prometheus_influxdb_and_otlp_receive_the_runs_metrics(
 """,
         )
         influx_url = f"http://k6writer:{INFLUX_PASSWORD}@{host}/k6db"
-        result = run(
+        result = invoke_run(
             config, env={"ORCH_T_PROM_TOKEN": PROM_TOKEN, "ORCH_T_INFLUX_URL": influx_url}
         )
     assert result.exit_code == 0, result.output
-    run_dir = only_run_dir(config)
+    (run_dir,) = new_run_dirs(config)
 
     prom = sink.at("/api/v1/write")
     assert prom and all(len(r.body) > 0 for r in prom)
@@ -128,7 +109,7 @@ def test_each_shard_sends_its_metrics_and_writes_its_dashboard(
     project: Callable[..., Path],
 ) -> None:
     with receiver() as sink:
-        config = with_local(
+        config = add_to_local_environment(
             project(),
             f"""\
     web_dashboard_export: true
@@ -138,9 +119,9 @@ def test_each_shard_sends_its_metrics_and_writes_its_dashboard(
         settings: {{K6_PROMETHEUS_RW_PUSH_INTERVAL: 1s}}
 """,
         )
-        result = run(config, "--shards", "2")
+        result = invoke_run(config, "--shards", "2")
     assert result.exit_code == 0, result.output
-    run_dir = only_run_dir(config)
+    (run_dir,) = new_run_dirs(config)
     for shard in ("1", "2"):
         assert (run_dir / "shards" / shard / "dashboard.html").stat().st_size > 10_000
         shard_manifest = json.loads((run_dir / "shards" / shard / "run.json").read_text())
@@ -156,7 +137,7 @@ def test_variables_and_options_k6_is_given(
     are added; the dashboard's period follows the planned duration."""
     monkeypatch.setenv("ORCH_T_OTEL_HEADERS", "Authorization=Basic c2VjcmV0")
     monkeypatch.setenv("ORCH_T_PROM", "https://prom.example.test/api/v1/write")
-    config = with_local(
+    config = add_to_local_environment(
         project(),
         """\
     web_dashboard_export: true
@@ -195,7 +176,7 @@ def test_variables_and_options_k6_is_given(
     note = outputs_not_sent(resolved)
     assert note is not None and "influxdb, experimental-opentelemetry, web_dashboard_export" in note
 
-    otlp_http = with_local(
+    otlp_http = add_to_local_environment(
         project(),
         """\
     outputs:
@@ -246,7 +227,7 @@ def test_variables_and_options_k6_is_given(
 def test_a_wrong_output_is_refused_naming_its_key(
     project: Callable[..., Path], block: str, problem: str
 ) -> None:
-    config = with_local(project(), f"    outputs:\n{block}\n")
+    config = add_to_local_environment(project(), f"    outputs:\n{block}\n")
     result = CliRunner().invoke(main, ["render", "linkedin-scrape", "--config", str(config)])
     assert result.exit_code == ExitCode.CONFIG, result.output
     assert "environments.local.outputs" in result.output and problem in result.output
@@ -256,7 +237,7 @@ def test_a_missing_secret_names_the_variable_and_the_key(
     project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("ORCH_T_UNSET", raising=False)
-    config = with_local(
+    config = add_to_local_environment(
         project(), "    outputs:\n      - {kind: influxdb, url_secret: ORCH_T_UNSET}\n"
     )
     with pytest.raises(ConfigError) as caught:
@@ -273,12 +254,12 @@ def test_a_missing_secret_names_the_variable_and_the_key(
 def test_an_output_outside_the_allow_list_is_refused_before_the_run(
     project: Callable[..., Path], url: str, host: str
 ) -> None:
-    config = with_local(
+    config = add_to_local_environment(
         project(),
         "    outputs:\n      - {kind: experimental-prometheus-rw, url_secret: ORCH_T_PROM}\n",
     )
     secret_url = url + "/tenant-secret-path-9f2e"
-    result = run(config, env={"ORCH_T_PROM": secret_url})
+    result = invoke_run(config, env={"ORCH_T_PROM": secret_url})
     assert result.exit_code == ExitCode.REFUSED, result.output
     assert f"may not reach {host}" in result.output
     assert "written in environments.local.outputs[0].url" in result.output

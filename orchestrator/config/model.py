@@ -24,6 +24,7 @@ from orchestrator.config.k6_options import (
     K6OptionError,
     check_options,
 )
+from orchestrator.config.notifications import NotifyTarget
 from orchestrator.config.outputs import K6Output, ResolvedOutput, check_outputs_list
 from orchestrator.config.sandbox_settings import SandboxSettings
 from orchestrator.core import DEFAULT_CONFIG, ConfigError
@@ -237,6 +238,9 @@ class Environment(_Strict):
     )
     web_dashboard_export: bool = Field(
         default=False, description="keep k6's web-dashboard HTML report in the run folder"
+    )
+    notify: list[NotifyTarget] = Field(
+        default_factory=list, description="Slack, Teams or webhook receivers of the verdict"
     )
 
     _outputs = field_validator("outputs")(check_outputs_list)

@@ -19,6 +19,7 @@ from orchestrator.execution.lifecycle import Echo, RunLifecycle, RunResult, carr
 from orchestrator.execution.local import SingleRun
 from orchestrator.execution.runner import K6Runner, NativeRunner
 from orchestrator.execution.shards import ShardedRun
+from orchestrator.notify import notify_run
 from orchestrator.regression import conclude_run, resolve_baseline_file
 
 RUNNER_CHOICES = ("auto", "native", "docker", "k8s")
@@ -71,6 +72,16 @@ def run_scenario(config: OrchConfig, request: RunRequest, *, echo: Echo) -> RunR
         settings=config.regression,
         baseline=baseline,
         against_baseline=against_baseline,
+        echo=echo,
+    )
+    # the environment's notify: receivers; warnings only, the exit code stays the run's
+    notify_run(
+        config,
+        run,
+        run_dir=result.run_dir,
+        outcome=result.outcome,
+        exit_code=code,
+        k6_exit_code=result.k6_exit_code,
         echo=echo,
     )
     return replace(result, exit_code=ExitCode(code))
