@@ -22,6 +22,17 @@ PROM_TOKEN = "prom-token-sentinel-4f1c9a"
 INFLUX_PASSWORD = "influx-pass-sentinel-77d2"
 
 
+def prometheus_and_dashboard(receiver_url: str) -> str:
+    """The dashboard export and a Prometheus remote-write output pushing every second."""
+    return f"""\
+    web_dashboard_export: true
+    outputs:
+      - kind: experimental-prometheus-rw
+        url: {receiver_url}/api/v1/write
+        settings: {{K6_PROMETHEUS_RW_PUSH_INTERVAL: 1s}}
+"""
+
+
 def test_prometheus_influxdb_and_otlp_receive_the_runs_metrics(
     project: Callable[..., Path],
 ) -> None:
@@ -31,12 +42,8 @@ def test_prometheus_influxdb_and_otlp_receive_the_runs_metrics(
         host = sink.url.removeprefix("http://")
         config = add_to_local_environment(
             project(),
-            f"""\
-    web_dashboard_export: true
-    outputs:
-      - kind: experimental-prometheus-rw
-        url: {sink.url}/api/v1/write
-        settings: {{K6_PROMETHEUS_RW_PUSH_INTERVAL: 1s}}
+            prometheus_and_dashboard(sink.url)
+            + f"""\
         secrets: {{K6_PROMETHEUS_RW_BEARER_TOKEN: ORCH_T_PROM_TOKEN}}
       - kind: influxdb
         url_secret: ORCH_T_INFLUX_URL
@@ -109,16 +116,7 @@ def test_each_shard_sends_its_metrics_and_writes_its_dashboard(
     project: Callable[..., Path],
 ) -> None:
     with receiver() as sink:
-        config = add_to_local_environment(
-            project(),
-            f"""\
-    web_dashboard_export: true
-    outputs:
-      - kind: experimental-prometheus-rw
-        url: {sink.url}/api/v1/write
-        settings: {{K6_PROMETHEUS_RW_PUSH_INTERVAL: 1s}}
-""",
-        )
+        config = add_to_local_environment(project(), prometheus_and_dashboard(sink.url))
         result = invoke_run(config, "--shards", "2")
     assert result.exit_code == 0, result.output
     (run_dir,) = new_run_dirs(config)
