@@ -128,6 +128,27 @@ def test_each_shard_sends_its_metrics_and_writes_its_dashboard(
     assert len(sink.at("/api/v1/write")) >= 2  # at least the final push of each k6
 
 
+@pytest.mark.docker
+def test_k6_in_docker_sends_its_metrics_and_writes_its_dashboard(
+    project: Callable[..., Path],
+) -> None:
+    """The same variables reach k6 in the container (host networking, as for any loopback
+    target), and the export lands in the mounted run folder."""
+    from orchestrator.execution.docker import DEFAULT_IMAGE, docker_status, image_status
+    from tests.test_docker_runner import _require_or_skip  # skip, or fail where CI needs Docker
+
+    if not docker_status().reachable or not image_status(DEFAULT_IMAGE).present:
+        _require_or_skip(f"no Docker engine, or no image {DEFAULT_IMAGE}")
+    with receiver() as sink:
+        config = add_to_local_environment(project(), prometheus_and_dashboard(sink.url))
+        result = invoke_run(config, "--runner", "docker")
+    assert result.exit_code == 0, result.output
+    (run_dir,) = new_run_dirs(config)
+    assert (run_dir / "dashboard.html").stat().st_size > 10_000
+    assert sink.at("/api/v1/write") and all(r.body for r in sink.at("/api/v1/write"))
+    assert json.loads((run_dir / "run.json").read_text())["runner"] == "docker"
+
+
 def test_variables_and_options_k6_is_given(
     project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
