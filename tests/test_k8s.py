@@ -105,6 +105,7 @@ def test_testrun_validates_against_the_crd(
     assert spec["cleanup"] == "post"
     assert spec["script"]["configMap"] == {"name": "orch-test-script", "file": "linkedin-scrape.js"}
     assert "--out csv=/results/raw.csv.gz" in spec["arguments"]
+    assert "--no-usage-report" in spec["arguments"]  # no statistics to Grafana Labs
     assert spec["runner"]["envFrom"] == [{"secretRef": {"name": "orch-test-secrets"}}]
     assert {e["name"] for e in spec["runner"]["env"]} >= {"ORCH_BASE_URL", "POD_NAME"}
 

@@ -156,6 +156,8 @@ def test_run_scenario_runs_and_judges_without_the_command_line(
     manifest = RunFolder(result.run_dir).read_manifest()
     assert manifest is not None and manifest.outcome == Outcome.PASSED
     assert manifest.runner == "native"
+    # k6 sends no usage report to Grafana Labs: a connection outside the allow-list
+    assert "--no-usage-report" in manifest.command
     assert result.report_path is not None and result.report_path.is_file()
     # conclude_run ran: junit.xml beside the report
     assert (result.run_dir / "junit.xml").is_file()

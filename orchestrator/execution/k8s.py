@@ -182,7 +182,7 @@ def runner_arguments() -> str:
     """``spec.arguments``: each runner writes gzipped CSV and its summary to its folder."""
     return (
         f"--out csv={RESULTS_MOUNT}/{RunFolder.RAW_CSV}.gz "
-        f"--summary-export={RESULTS_MOUNT}/{RunFolder.SUMMARY} --no-color"
+        f"--summary-export={RESULTS_MOUNT}/{RunFolder.SUMMARY} --no-color --no-usage-report"
     )
 
 

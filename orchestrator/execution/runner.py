@@ -77,7 +77,9 @@ class K6Invocation:
 
     def k6_args(self, script_path: str, out_dir: str) -> list[str]:
         """The `k6 run ...` argument list, with paths as the k6 process sees them."""
-        args = ["run", "--quiet", "--no-color"]
+        # --no-usage-report: k6 would otherwise send usage statistics to stats.grafana.org,
+        # a connection outside every allow-list
+        args = ["run", "--quiet", "--no-color", "--no-usage-report"]
         args += ["--summary-export", f"{out_dir}/{self.summary_file}"]
         args += ["--out", f"csv={out_dir}/{self.raw_file}"]
         if self.api_address:
