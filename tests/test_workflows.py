@@ -103,7 +103,7 @@ def test_load_test_steps_do_what_docs_ci_md_says() -> None:
     assert "--against-baseline" in text
     assert "gh run download" in text and "--status success" in text
     assert "orch baseline set" in text
-    assert "$GITHUB_STEP_SUMMARY" in text and "report.md" in text
+    assert "$GITHUB_STEP_SUMMARY" in text and "job-summary.md" in text
     uploads = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/upload-")]
     assert any("results/" in s["with"]["path"] and s.get("if") == "always()" for s in uploads)
     assert any(s["with"]["name"].startswith("baselines-") and s.get("if") == "success()"
