@@ -1,0 +1,164 @@
+"""The workflows' own step scripts, run with bash against a loopback sandbox.
+
+`.github/workflows/load-test.yml` (nightly) and `pr-check.yml` (pull requests) are run step
+by step by ``tests/workflow_steps.py``: their `run:` scripts, the ``${{ … }}`` expressions
+substituted, the ``GITHUB_*`` files, a stand-in ``gh`` serving a previous run's baseline
+artifact and recording its API calls. Each k6 run lasts two seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from orchestrator.config import SandboxSettings
+from orchestrator.core import PROJECT_ROOT, ExitCode
+from orchestrator.target import N8NWorkflows, start_sandbox
+from tests.conftest import free_port
+from tests.workflow_steps import (
+    Contexts,
+    JobRun,
+    gh_calls,
+    run_job,
+    serve_artifact,
+    tool_bin,
+    workflow_yaml,
+)
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.name == "nt", reason="the step scripts are bash, as on ubuntu-latest"),
+    pytest.mark.skipif(shutil.which("jq") is None, reason="gh's --jq is served by jq"),
+]
+
+WORKFLOWS = PROJECT_ROOT / ".github" / "workflows"
+LOAD_TEST = WORKFLOWS / "load-test.yml"
+SKIP_INSTALL = {"Install orch": "orch is installed here; the orch on PATH is this tree's"}
+ONE_MIB = 1024 * 1024
+FAST = (1.0, 3.0)  # sandbox latency, ms: median, p95
+SLOW = (40.0, 80.0)  # far past the test project's regression tolerance (50 %, 20 ms)
+
+
+@dataclass
+class Workspace:
+    """One project, the stand-in gh's folder, and a scratch folder for the job's files."""
+
+    root: Path
+    gh: Path
+    scratch: Path
+
+    def run(self, workflow: Path, ctx: Contexts, name: str) -> JobRun:
+        scratch = self.scratch / name
+        tool_bin(scratch, self.gh)
+        job = run_job(workflow, self.root, ctx, scratch=scratch, skip=SKIP_INSTALL)
+        for step in job.steps:
+            assert len(step.summary.encode()) <= ONE_MIB, step.name
+        return job
+
+    def run_folders(self) -> list[Path]:
+        return sorted(p for p in (self.root / "results").glob("*") if p.is_dir())
+
+
+@pytest.fixture
+def workspace(project: Callable[..., Path], tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    config = project(yaml=workflow_yaml(free_port()))
+    return Workspace(config.parent, tmp_path_factory.mktemp("gh"), tmp_path_factory.mktemp("job"))
+
+
+@contextmanager
+def staging_sandbox(root: Path, latency: tuple[float, float]) -> Iterator[str]:
+    """The loopback sandbox the staging entry's URLs point at; yields its URL."""
+    median, p95 = latency
+    settings = SandboxSettings(port=free_port(), latency_ms_median=median, latency_ms_p95=p95)
+    export = root / "workflows" / "linkedin-scraper.json"
+    with start_sandbox(settings, n8n=N8NWorkflows((str(export),))) as box:
+        yield box.url
+
+
+def nightly(url: str, environment: str = "staging", profile: str = "smoke") -> Contexts:
+    """A dispatch of load-test.yml: one scenario, the staging URLs in secrets."""
+    return Contexts(
+        inputs={"scenario": "linkedin-scrape", "environment": environment, "profile": profile},
+        secrets={
+            "STAGING_API_BASE_URL": url,
+            "STAGING_N8N_BASE_URL": url,
+            "STAGING_N8N_API_KEY": "not-checked-by-the-test-export",
+        },
+        github={"token": "fake-token", "run_id": 4242, "ref_name": "main", "repository": "a/b"},
+    )
+
+
+def new_baselines(root: Path) -> list[Path]:
+    return sorted((root / "new-baselines").glob("*.json"))
+
+
+def test_nightly_passes_and_keeps_its_baseline(workspace: Workspace) -> None:
+    with staging_sandbox(workspace.root, FAST) as url:
+        job = workspace.run(LOAD_TEST, nightly(url), "pass")
+    assert job.exit_code == 0, job.log()
+    assert job.step("Baseline from").ran
+    assert "no baseline artifact from a previous run" in job.step("Baseline from").output
+    assert [c["argv"][:2] for c in gh_calls(workspace.gh)] == [["run", "list"]]
+    assert job.summary.startswith("## linkedin-scrape: passed\n**✅ PASSED**")  # verdict first
+    assert "```mermaid" in job.summary
+    (run_dir,) = workspace.run_folders()
+    assert run_dir.name.endswith("_linkedin-scrape_staging")
+    assert (run_dir / "report.html").is_file() and (run_dir / "junit.xml").is_file()
+    (baseline,) = new_baselines(workspace.root)
+    assert baseline.name == "linkedin-scrape_staging.json"
+    assert json.loads(baseline.read_text())["scenario"] == "linkedin-scrape"
+    assert job.step("Run the scenarios").output.startswith(f"linkedin-scrape: exit 0, {run_dir}")
+
+
+def test_nightly_threshold_failure_exits_99_and_keeps_no_baseline(workspace: Workspace) -> None:
+    with staging_sandbox(workspace.root, FAST) as url:
+        job = workspace.run(LOAD_TEST, nightly(url, profile="impossible"), "thresholds")
+    assert job.exit_code == ExitCode.THRESHOLDS, job.log()
+    assert job.step("Run the scenarios").exit_code == ExitCode.THRESHOLDS
+    assert "## linkedin-scrape: thresholds crossed (exit 99)\n**❌" in job.summary, job.summary
+    assert new_baselines(workspace.root) == []
+    (run_dir,) = workspace.run_folders()
+    assert (run_dir / "report.html").is_file()
+
+
+def test_nightly_regression_against_the_previous_runs_baseline_exits_8(
+    workspace: Workspace,
+) -> None:
+    with staging_sandbox(workspace.root, FAST) as url:
+        first = workspace.run(LOAD_TEST, nightly(url), "fast")
+    assert first.exit_code == 0, first.log()
+    (baseline,) = new_baselines(workspace.root)
+    run_id = serve_artifact(workspace.gh, "load-test.yml", "main", "baselines-staging", [baseline])
+    figures = baseline.read_bytes()
+    shutil.rmtree(workspace.root / "new-baselines")  # a new job starts from a clean checkout
+
+    with staging_sandbox(workspace.root, SLOW) as url:
+        job = workspace.run(LOAD_TEST, nightly(url), "slow")
+    assert job.exit_code == ExitCode.REGRESSION, job.log()
+    assert f"baselines from run {run_id}" in job.summary
+    assert (workspace.root / "baselines" / baseline.name).read_bytes() == figures
+    assert "## linkedin-scrape: REGRESSED against the baseline (exit 8)\n" in job.summary
+    assert "## Against the baseline" in job.summary and "**REGRESSED**" in job.summary
+    assert new_baselines(workspace.root) == []
+    downloads = [c["argv"] for c in gh_calls(workspace.gh) if c["argv"][:2] == ["run", "download"]]
+    assert downloads == [["run", "download", str(run_id), "--name", "baselines-staging",
+                          "--dir", "previous-baselines"]]  # fmt: skip
+
+
+def test_nightly_refuses_production_at_the_guard(workspace: Workspace) -> None:
+    job = workspace.run(LOAD_TEST, nightly("http://127.0.0.1:9", "production"), "refused")
+    assert job.exit_code == ExitCode.REFUSED, job.log()
+    guard = job.step("Refuse production")
+    assert guard.exit_code == ExitCode.REFUSED
+    assert "::error::orch refused environment 'production'" in guard.output
+    later = job.steps[job.steps.index(guard) + 1 :]
+    assert later and not any(step.ran for step in later)
+    assert not (workspace.root / "results").exists() or workspace.run_folders() == []
+    assert gh_calls(workspace.gh) == []
