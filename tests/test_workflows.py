@@ -21,6 +21,7 @@ from orchestrator.core import PROJECT_ROOT
 
 WORKFLOWS = PROJECT_ROOT / ".github" / "workflows"
 LOAD_TEST = WORKFLOWS / "load-test.yml"
+PR_CHECK = WORKFLOWS / "pr-check.yml"
 CI = WORKFLOWS / "ci.yml"
 
 
@@ -62,13 +63,13 @@ def steps_text(job: dict[str, Any]) -> str:
     return "\n".join(str(step.get("run", "")) + str(step.get("uses", "")) for step in job["steps"])
 
 
-@pytest.mark.parametrize("workflow", [LOAD_TEST, CI], ids=lambda p: p.name)
+@pytest.mark.parametrize("workflow", [LOAD_TEST, PR_CHECK, CI], ids=lambda p: p.name)
 def test_workflow_matches_the_github_schema(workflow: Path) -> None:
     result = schema_check("vendor.github-workflows", workflow)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("workflow", [LOAD_TEST, CI], ids=lambda p: p.name)
+@pytest.mark.parametrize("workflow", [LOAD_TEST, PR_CHECK, CI], ids=lambda p: p.name)
 def test_workflow_passes_actionlint(workflow: Path) -> None:
     result = lint(workflow)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -110,14 +111,15 @@ def test_load_test_steps_do_what_docs_ci_md_says() -> None:
                for s in uploads)  # fmt: skip
 
 
-def test_load_test_gets_every_staging_variable_from_secrets() -> None:
+@pytest.mark.parametrize("workflow", [LOAD_TEST, PR_CHECK], ids=lambda p: p.name)
+def test_workflow_gets_every_staging_variable_from_secrets(workflow: Path) -> None:
     config = yaml.safe_load((PROJECT_ROOT / "orch.yaml").read_text(encoding="utf-8"))
     staging = config["environments"]["staging"]
     needed = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", yaml.safe_dump(staging)))
     needed |= set(staging.get("secrets", {}).values())
     if staging.get("supabase_service_role_key"):
         needed.add(staging["supabase_service_role_key"])
-    (job,) = load(LOAD_TEST)["jobs"].values()
+    (job,) = load(workflow)["jobs"].values()
     env = job["env"]
     for name in needed:
         assert env.get(name) == f"${{{{ secrets.{name} }}}}", name
@@ -125,6 +127,27 @@ def test_load_test_gets_every_staging_variable_from_secrets() -> None:
     for name, value in env.items():
         if name.startswith("STAGING_"):
             assert str(value).startswith("${{ secrets."), name
+
+
+def test_pr_check_triggers_environment_comment_and_check() -> None:
+    wf = load(PR_CHECK)
+    assert set(wf["on"]) == {"pull_request"}
+    paths = set(wf["on"]["pull_request"]["paths"])
+    assert paths == {"orchestrator/**", "templates/**", "k6_scripts/**", "orch.yaml"}
+    assert wf["permissions"]["pull-requests"] == "write" and wf["permissions"]["checks"] == "write"
+    (job,) = wf["jobs"].values()
+    assert job["env"]["ORCH_ENV"] == "${{ vars.ORCH_PR_ENV || 'local' }}"
+    assert job["env"]["PROFILE"] == "smoke"
+    text = steps_text(job)
+    assert 'orch env check "$ORCH_ENV"' in text and '"$rc" -eq 6' in text
+    assert "--against-baseline" in text and "gh run download" in text
+    assert "<!-- orch-pr-check -->" in text
+    assert "--method PATCH" in text and "--method POST" in text
+    (junit,) = [s for s in job["steps"] if "junit" in str(s.get("uses", ""))]
+    assert re.fullmatch(r"mikepenz/action-junit-report@v\d+", junit["uses"])  # pinned
+    assert junit["with"]["report_paths"] == "results/*/junit.xml"
+    names = [str(s.get("with", {}).get("name", "")) for s in job["steps"]]
+    assert not any(n.startswith("baselines-") for n in names)  # a PR is never the reference
 
 
 def test_ci_runs_ci_run_and_the_cross_platform_tests() -> None:
