@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -95,6 +97,16 @@ def nightly(url: str, environment: str = "staging", profile: str = "smoke") -> C
     )
 
 
+def orch_cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """orch itself, in the project (for what a workflow takes as given: a baseline)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args], cwd=root, capture_output=True,
+        text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
 def new_baselines(root: Path) -> list[Path]:
     return sorted((root / "new-baselines").glob("*.json"))
 
@@ -162,3 +174,77 @@ def test_nightly_refuses_production_at_the_guard(workspace: Workspace) -> None:
     assert later and not any(step.ran for step in later)
     assert not (workspace.root / "results").exists() or workspace.run_folders() == []
     assert gh_calls(workspace.gh) == []
+
+
+PR_CHECK = WORKFLOWS / "pr-check.yml"
+MARKER = "<!-- orch-pr-check -->"
+
+
+def pull_request() -> Contexts:
+    """A pull request's run of pr-check.yml: no repository variable (the local sandbox)."""
+    return Contexts(
+        github={
+            "token": "fake-token",
+            "run_id": 5151,
+            "ref_name": "17/merge",
+            "base_ref": "main",
+            "head_ref": "faster-templates",
+            "repository": "a/b",
+            "event_name": "pull_request",
+            "event": {"pull_request": {"number": 17}},
+        },
+    )
+
+
+def slow_local_sandbox(config: Path) -> None:
+    text = config.read_text(encoding="utf-8")
+    fast = f"latency_ms_median: {FAST[0]:g}\n      latency_ms_p95: {FAST[1]:g}\n"
+    assert fast in text
+    slow = f"latency_ms_median: {SLOW[0]:g}\n      latency_ms_p95: {SLOW[1]:g}\n"
+    config.write_text(text.replace(fast, slow, 1), encoding="utf-8")
+
+
+def comment_calls(state: Path) -> list[tuple[str, str]]:
+    return [(c["method"], c["path"]) for c in gh_calls(state) if c["argv"][:1] == ["api"]]
+
+
+def test_pr_check_comments_once_then_updates_the_comment_on_a_regression(
+    workspace: Workspace,
+) -> None:
+    root = workspace.root
+    made = orch_cli(root, "run", "linkedin-scrape", "--profile", "smoke")
+    baseline = root / "baselines" / "linkedin-scrape_local.json"  # the committed baseline
+    orch_cli(root, "baseline", "set", made.stdout.strip().splitlines()[-1], "--out", str(baseline))
+
+    job = workspace.run(PR_CHECK, pull_request(), "pr-pass")
+    assert job.exit_code == 0, job.log()
+    assert job.step("Fail with orch's exit code").ran
+    comments = json.loads((workspace.gh / "comments.json").read_text())
+    (first,) = comments
+    assert first["issue"] == 17 and first["body"].startswith(MARKER)
+    assert "Against the committed baselines/" in first["body"]
+    assert "### linkedin-scrape: passed\n\nThresholds: **✅ PASSED**" in first["body"]
+    assert "**No regression**" in first["body"]
+    assert "| linkedin_webhook |" in first["body"] and "![" not in first["body"]
+    assert comment_calls(workspace.gh) == [
+        ("GET", "repos/a/b/issues/17/comments"),
+        ("POST", "repos/a/b/issues/17/comments"),
+    ]
+    assert job.summary == first["body"]
+
+    run_id = serve_artifact(workspace.gh, "load-test.yml", "main", "baselines-local", [baseline])
+    baseline.unlink()  # this time the nightly's artifact is the reference
+    slow_local_sandbox(root / "orch.yaml")
+    job = workspace.run(PR_CHECK, pull_request(), "pr-regressed")
+    assert job.exit_code == ExitCode.REGRESSION, job.log()
+    assert job.step("Keep one PR comment").exit_code == 0  # commented before failing
+    assert "orch exited 8" in job.step("Fail with orch's exit code").output
+    (updated,) = json.loads((workspace.gh / "comments.json").read_text())
+    assert updated["id"] == first["id"]
+    assert f"Against baselines from load-test run {run_id} on main." in updated["body"]
+    assert "### linkedin-scrape: REGRESSED against the baseline (exit 8)" in updated["body"]
+    assert "**REGRESSED**: all, linkedin_webhook" in updated["body"]
+    assert comment_calls(workspace.gh)[2:] == [
+        ("GET", "repos/a/b/issues/17/comments"),
+        ("PATCH", f"repos/a/b/issues/comments/{first['id']}"),
+    ]
