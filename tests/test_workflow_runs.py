@@ -56,9 +56,12 @@ class Workspace:
     gh: Path
     scratch: Path
 
-    def run(self, workflow: Path, ctx: Contexts, name: str) -> JobRun:
+    def run(self, workflow: Path, ctx: Contexts, name: str, orch: str | None = None) -> JobRun:
+        """Run ``workflow``'s job; ``orch``, a shell script, stands in for orch if given."""
         scratch = self.scratch / name
-        tool_bin(scratch, self.gh)
+        bin_dir = tool_bin(scratch, self.gh)
+        if orch is not None:
+            (bin_dir / "orch").write_text(orch, encoding="utf-8")
         job = run_job(workflow, self.root, ctx, scratch=scratch, skip=SKIP_INSTALL)
         for step in job.steps:
             assert len(step.summary.encode()) <= ONE_MIB, step.name
@@ -174,6 +177,33 @@ def test_nightly_refuses_production_at_the_guard(workspace: Workspace) -> None:
     assert later and not any(step.ran for step in later)
     assert not (workspace.root / "results").exists() or workspace.run_folders() == []
     assert gh_calls(workspace.gh) == []
+
+
+# orch as far as the run step sees it: a run whose job summary is 2 MB, and one that stops
+# before its run folder (exit 3, nothing on stdout).
+HUGE_AND_NO_SUMMARY = """#!/bin/sh
+case "$1 $2" in
+  "env check") exit 0 ;;
+  "run big") mkdir -p results/big; head -c 2000000 /dev/zero | tr '\\0' x \\
+    > results/big/job-summary.md; echo "$PWD/results/big" ;;
+  "run gone") echo "Error: unknown scenario" >&2; exit 3 ;;
+  "baseline set") mkdir -p new-baselines; echo {} > "$5" ;;
+  *) exit 1 ;;
+esac
+"""
+
+
+def test_nightly_summary_stays_under_githubs_limit_and_says_what_is_missing(
+    workspace: Workspace,
+) -> None:
+    ctx = nightly("http://127.0.0.1:9")
+    ctx.inputs["scenario"] = "big gone"
+    job = workspace.run(LOAD_TEST, ctx, "limits", orch=HUGE_AND_NO_SUMMARY)
+    assert job.exit_code == ExitCode.CONFIG, job.log()
+    summary = job.step("Run the scenarios").summary
+    assert summary.startswith("## big: passed\nIts job summary (2000000 bytes) would take")
+    assert "## gone: exit 3 (see the README's exit codes)\nNo job summary" in summary
+    assert len(summary) < 1000  # and Workspace.run checked every step's summary <= 1 MiB
 
 
 PR_CHECK = WORKFLOWS / "pr-check.yml"
