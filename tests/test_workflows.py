@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from orchestrator.core import PROJECT_ROOT
+from tests.workflow_steps import Contexts, UnhandledExpression, evaluate, run_expressions
 
 WORKFLOWS = PROJECT_ROOT / ".github" / "workflows"
 LOAD_TEST = WORKFLOWS / "load-test.yml"
@@ -173,3 +174,25 @@ def test_gitlab_example_in_docs_matches_the_gitlab_schema(tmp_path: Path) -> Non
     job = yaml.safe_load(match.group(1))["load-test"]
     assert "--against-baseline" in "\n".join(job["script"])
     assert job["artifacts"]["reports"]["junit"] == "results/*/junit.xml"
+
+
+@pytest.mark.parametrize("workflow", [LOAD_TEST, PR_CHECK], ids=lambda p: p.name)
+def test_the_step_tests_handle_every_expression_of_the_workflow(workflow: Path) -> None:
+    """tests/test_workflow_runs.py runs these steps: each expression they hold must be one
+    its substitution knows (an unknown one would fail there, and is listed here)."""
+    ctx = Contexts(github={"token": "t", "event": {"pull_request": {"number": 1}}})
+    expressions = run_expressions(workflow)
+    assert any("secrets." in e for e in expressions)
+    for expr in expressions:
+        evaluate(expr, ctx)
+
+
+def test_the_step_tests_refuse_an_expression_they_do_not_know() -> None:
+    ctx = Contexts(inputs={"profile": ""}, github={"token": "t"})
+    assert evaluate("inputs.profile || 'smoke'", ctx) == "smoke"
+    assert evaluate("secrets.UNSET", ctx) == ""  # as on GitHub: an unset secret is empty
+    assert evaluate("github.token == 't' && !cancelled()", ctx) is True
+    for unknown in ("github.tokn", "format('{0}', inputs.x)", "runner.os", "matrix.os",
+                    "fromJSON(steps.run.outputs.x)"):  # fmt: skip
+        with pytest.raises(UnhandledExpression):
+            evaluate(unknown, ctx)

@@ -97,9 +97,27 @@ def substitute(text: str, ctx: Contexts) -> str:
 
     def value(match: re.Match[str]) -> str:
         result = evaluate(match.group(1), ctx)
+        if isinstance(result, bool):
+            return str(result).lower()
         return "" if result is None else str(result)
 
     return EXPRESSION.sub(value, text)
+
+
+def run_expressions(workflow: Path) -> list[str]:
+    """Every ``${{ … }}`` that :func:`run_job` evaluates in ``workflow``: the workflow's and
+    the job's ``env``, and each `run:` step's ``env``, ``run`` and ``if``."""
+    data = load_workflow(workflow)
+    (job,) = data["jobs"].values()
+    texts = [*data.get("env", {}).values(), *job.get("env", {}).values()]
+    found = []
+    for step in job["steps"]:
+        if "run" in step:
+            texts += [*step.get("env", {}).values(), step["run"]]
+            if "if" in step:  # an `if:` is an expression, with or without ${{ }}
+                inner = EXPRESSION.fullmatch(str(step["if"]).strip())
+                found.append(inner.group(1) if inner else str(step["if"]))
+    return found + [m.group(1) for text in texts for m in EXPRESSION.finditer(str(text))]
 
 
 def condition(step: dict[str, Any], ctx: Contexts, failed: bool) -> bool:
