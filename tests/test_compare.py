@@ -141,6 +141,17 @@ def test_against_baseline_exits_8_and_extends_the_report(runs: Runs) -> None:
     assert manifest["baseline"]["regressed_endpoints"] == ["email_queue_status"]
     report = (runs.c / "report.md").read_text()
     assert "## Against the baseline:" in report and "charts/compare_p95.png" in report
+    # every form of the report opens with the regression, above the thresholds' PASSED
+    summary = (runs.c / "job-summary.md").read_text()
+    page = (runs.c / "report.html").read_text()
+    for text in (report, summary):
+        first, _, second = text.splitlines()[:3]
+        assert first.startswith("**📉 REGRESSED** against the baseline")
+        assert "email_queue_status" in first
+        assert second.startswith("**✅ PASSED**")
+    assert page.index("REGRESSED</strong> against the baseline") < page.index("PASSED</strong>")
+    # the unchanged run's reports open with its own verdict
+    assert (runs.b / "report.md").read_text().startswith("**✅ PASSED**")
     assert (runs.c / "charts" / "compare_p95.png").is_file()
     junit = ET.parse(runs.c / "junit.xml").getroot()
     failures = {

@@ -33,7 +33,7 @@ from orchestrator.regression.compare import (
     run_outcome,
     write_comparison,
 )
-from orchestrator.results import RunFolder, write_html, write_junit
+from orchestrator.results import RunFolder, write_html, write_junit, write_text_atomic
 
 if TYPE_CHECKING:
     import numpy as np
@@ -214,14 +214,25 @@ def check_against_baseline(
     cmp = compare_sides(base, run, settings)
     files = write_comparison(cmp, run_dir, chart_dir=RunFolder.CHARTS)
     folder = RunFolder(run_dir)
+    verdict = _regressed_line(cmp, Path(baseline)) if cmp.regressed else None
     if folder.report_path.is_file():
         chart = f"{RunFolder.CHARTS}/{files.chart.name}"
-        _append_section(folder.report_path, _baseline_section(cmp, chart))
+        _append_section(folder.report_path, _baseline_section(cmp, chart), verdict)
         write_html(run_dir)  # report.html is report.md's text: the section goes in too
     summary = run_dir / RunFolder.JOB_SUMMARY
     if summary.is_file():  # no image there: a job summary cannot reach the run's files
-        _append_section(summary, _baseline_section(cmp, None))
+        _append_section(summary, _baseline_section(cmp, None), verdict)
     return BaselineCheck(Path(baseline), cmp, files.markdown, files.json, files.chart)
+
+
+def _regressed_line(cmp: Comparison, baseline: Path) -> str:
+    """The line a regressed run's reports open with, above the thresholds' verdict: a run
+    whose thresholds held but that regressed must not open with PASSED alone."""
+    names = ", ".join(f"`{name}`" for name in cmp.regressed_endpoints) or "the run"
+    return (
+        f"**📉 REGRESSED** against the baseline `{baseline.name}`: {names} worse, with "
+        "significance (exit 8 when the thresholds held; see the last section)."
+    )
 
 
 def _baseline_section(cmp: Comparison, chart: str | None) -> str:
@@ -229,10 +240,12 @@ def _baseline_section(cmp: Comparison, chart: str | None) -> str:
     return section.replace("## Comparison:", "## Against the baseline:", 1)
 
 
-def _append_section(path: Path, section: str) -> None:
+def _append_section(path: Path, section: str, first_line: str | None = None) -> None:
+    """Append ``section`` to a report; put ``first_line`` above everything, if given."""
     try:
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write("\n" + section)
+        text = path.read_text(encoding="utf-8")
+        head = f"{first_line}\n\n" if first_line else ""
+        write_text_atomic(path, f"{head}{text}\n{section}")
     except OSError as exc:
         raise SetupError(f"cannot extend {path}: {exc.strerror or exc}") from exc
 

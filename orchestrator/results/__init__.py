@@ -19,7 +19,14 @@ from orchestrator.results.merge import (
 from orchestrator.results.model import ResultsDocument, read_results
 from orchestrator.results.pages import markdown_to_html, write_html
 from orchestrator.results.report import ReportResult, build_report, import_raw, report_import
-from orchestrator.results.run_folder import RunFolder, RunManifest, iso, utc_now, write_json
+from orchestrator.results.run_folder import (
+    RunFolder,
+    RunManifest,
+    iso,
+    utc_now,
+    write_json,
+    write_text_atomic,
+)
 from orchestrator.results.verdict import verdict_line
 
 __all__ = [
@@ -49,4 +56,5 @@ __all__ = [
     "write_html",
     "write_json",
     "write_junit",
+    "write_text_atomic",
 ]
