@@ -268,6 +268,9 @@ def test_exit_10_load_not_delivered(project: Callable[..., Path]) -> None:
     config.write_text(yaml.safe_dump(data, sort_keys=False))
     result = orch("run", "linkedin-scrape", "--config", str(config))
     assert result.exit_code == ExitCode.LOAD_NOT_DELIVERED == 10, result.output
+    assert re.search(
+        r"INCONCLUSIVE: the load was not delivered \(\d+ of \d+ requests", result.output
+    )
 
 
 @pytest.mark.slow  # a real k6 run
