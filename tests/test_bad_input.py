@@ -35,6 +35,7 @@ def assert_clean_error(done: subprocess.CompletedProcess[str], code: int, *needl
         assert needle in done.stderr, done.stderr
 
 
+@pytest.mark.slow
 def test_malformed_yaml(tmp_path: Path) -> None:
     config = tmp_path / "orch.yaml"
     config.write_text("environments:\n  local: [unclosed\n")
@@ -42,11 +43,13 @@ def test_malformed_yaml(tmp_path: Path) -> None:
     assert_clean_error(done, ExitCode.CONFIG, str(config), "malformed YAML")
 
 
+@pytest.mark.slow
 def test_missing_config_file(tmp_path: Path) -> None:
     done = orch("render", "x", "--config", str(tmp_path / "nope.yaml"))
     assert_clean_error(done, ExitCode.CONFIG, "does not exist")
 
 
+@pytest.mark.slow
 def test_unknown_keys_are_reported_with_their_path(project: Callable[..., Path]) -> None:
     config = project()
     text = config.read_text().replace("    kind: local\n", "    kind: local\n    base_ulr: x\n", 1)
@@ -62,6 +65,7 @@ def test_unknown_keys_are_reported_with_their_path(project: Callable[..., Path])
     )
 
 
+@pytest.mark.slow
 def test_bad_environment_kind(project: Callable[..., Path]) -> None:
     config = project()
     config.write_text(config.read_text().replace("kind: staging", "kind: stageing"))
@@ -69,6 +73,7 @@ def test_bad_environment_kind(project: Callable[..., Path]) -> None:
     assert_clean_error(done, ExitCode.CONFIG, "environments.staging.kind")
 
 
+@pytest.mark.slow
 def test_unknown_scenario(project: Callable[..., Path]) -> None:
     done = orch("run", "linkedin-scrap", "--config", str(project()))
     assert_clean_error(
@@ -76,16 +81,19 @@ def test_unknown_scenario(project: Callable[..., Path]) -> None:
     )
 
 
+@pytest.mark.slow
 def test_unknown_environment(project: Callable[..., Path]) -> None:
     done = orch("run", "linkedin-scrape", "--env", "prod", "--config", str(project()))
     assert_clean_error(done, ExitCode.CONFIG, "unknown environment 'prod'", "local, staging")
 
 
+@pytest.mark.slow
 def test_unknown_profile(project: Callable[..., Path]) -> None:
     done = orch("render", "linkedin-scrape", "--profile", "huge", "--config", str(project()))
     assert_clean_error(done, ExitCode.CONFIG, "no profile 'huge'", "smoke")
 
 
+@pytest.mark.slow
 def test_missing_template_variable(project: Callable[..., Path]) -> None:
     config = project()
     text = config.read_text().replace("      webhook_export: workflows/linkedin-scraper.json\n", "")
@@ -115,12 +123,14 @@ def render_staging(config: Path, env: dict[str, str]) -> subprocess.CompletedPro
     )
 
 
+@pytest.mark.slow
 def test_missing_environment_variable_for_url(project: Callable[..., Path]) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_TEST_STAGING")}
     done = render_staging(project(), env)
     assert_clean_error(done, ExitCode.CONFIG, "ORCH_TEST_STAGING_URL")
 
 
+@pytest.mark.slow
 def test_missing_secret_variable(project: Callable[..., Path]) -> None:
     env = {k: v for k, v in os.environ.items() if k != "ORCH_TEST_STAGING_SECRET"}
     env["ORCH_TEST_STAGING_URL"] = "http://127.0.0.1:9"
@@ -128,6 +138,7 @@ def test_missing_secret_variable(project: Callable[..., Path]) -> None:
     assert_clean_error(done, ExitCode.CONFIG, "WEBHOOK_SECRET", "ORCH_TEST_STAGING_SECRET")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["K6_BLACKLIST_IPS", "k6_vus", "ORCH_EGRESS_RULE"])
 def test_a_secret_may_not_take_a_name_k6_gets_from_orch(
     project: Callable[..., Path], name: str
@@ -142,6 +153,7 @@ def test_a_secret_may_not_take_a_name_k6_gets_from_orch(
     )
 
 
+@pytest.mark.slow
 def test_no_k6(project: Callable[..., Path], tmp_path: Path) -> None:
     done = orch(
         "run",
@@ -171,6 +183,7 @@ def test_no_k6_anywhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
     assert caught.value.exit_code == ExitCode.SETUP
 
 
+@pytest.mark.slow
 def test_too_old_k6_is_refused(project: Callable[..., Path], tmp_path: Path) -> None:
     fake = tmp_path / "k6"
     fake.write_text(
@@ -192,6 +205,7 @@ def test_too_old_k6_is_refused(project: Callable[..., Path], tmp_path: Path) -> 
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
 
 
+@pytest.mark.slow
 def test_unwritable_results_folder(project: Callable[..., Path]) -> None:
     config = project()
     blocker = config.parent / "not-a-folder"
@@ -217,6 +231,7 @@ def test_python_dash_m_works() -> None:
     assert "orch" in done.stdout
 
 
+@pytest.mark.slow
 def test_sandbox_typo_is_caught_when_the_config_is_read(project: Callable[..., Path]) -> None:
     config = project()
     config.write_text(config.read_text().replace("latency_ms_p95: 3", "latency_ms_p59: 3", 1))
@@ -224,12 +239,14 @@ def test_sandbox_typo_is_caught_when_the_config_is_read(project: Callable[..., P
     assert_clean_error(done, ExitCode.CONFIG, "environments.local.sandbox", "latency_ms_p59")
 
 
+@pytest.mark.slow
 def test_database_typo_is_caught_when_the_config_is_read(project: Callable[..., Path]) -> None:
     config = project(extra_yaml="database:\n  tabels: [prospects]\n")
     done = orch("render", "linkedin-scrape", "--config", str(config))
     assert_clean_error(done, ExitCode.CONFIG, "database.tabels: unknown key")
 
 
+@pytest.mark.slow
 def test_override_typo_in_an_unused_environment_is_caught(project: Callable[..., Path]) -> None:
     """An environment's per-scenario override is checked on load, even when another
     environment is the one being run."""

@@ -58,6 +58,7 @@ def test_a_quantile_sample_keeps_the_shape_in_at_most_size_values() -> None:
     assert quantile_sample(np.array([1.23456789])) == [1.235]  # microseconds
 
 
+@pytest.mark.slow
 @needs_k6
 def test_a_baseline_keeps_figures_and_quantiles_of_the_run_and_reads_back(
     runs: dict[str, K6Run], tmp_path: Path
@@ -96,6 +97,7 @@ def test_a_baseline_keeps_figures_and_quantiles_of_the_run_and_reads_back(
     assert load_side(run_dir).kind == "run"
 
 
+@pytest.mark.slow
 @needs_k6
 def test_a_run_checked_against_its_own_baseline_has_not_regressed(
     runs: dict[str, K6Run], tmp_path: Path

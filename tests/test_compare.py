@@ -100,6 +100,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
 # --- real runs ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_injected_latency_flags_exactly_that_endpoint(runs: Runs, tmp_path: Path) -> None:
     result = _invoke(
         "compare", str(runs.a), str(runs.c), "--out", str(tmp_path), "--fail-on-regression",
@@ -122,6 +123,7 @@ def test_injected_latency_flags_exactly_that_endpoint(runs: Runs, tmp_path: Path
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
 
+@pytest.mark.slow
 def test_unchanged_runs_are_not_flagged(runs: Runs, tmp_path: Path) -> None:
     result = _invoke(
         "compare", str(runs.a), str(runs.b), "--out", str(tmp_path), "--fail-on-regression",
@@ -134,6 +136,7 @@ def test_unchanged_runs_are_not_flagged(runs: Runs, tmp_path: Path) -> None:
     assert "**No regression** found." in result.stdout
 
 
+@pytest.mark.slow
 def test_against_baseline_exits_8_and_extends_the_report(runs: Runs) -> None:
     assert runs.c_exit == ExitCode.REGRESSION == 8
     manifest = json.loads((runs.c / "run.json").read_text())
@@ -162,6 +165,7 @@ def test_against_baseline_exits_8_and_extends_the_report(runs: Runs) -> None:
     assert failures == {OVERALL, "email_queue_status"}
 
 
+@pytest.mark.slow
 def test_unchanged_run_against_baseline_passes(runs: Runs) -> None:
     assert runs.b_exit == 0
     doc = json.loads((runs.b / "compare.json").read_text())
@@ -169,6 +173,7 @@ def test_unchanged_run_against_baseline_passes(runs: Runs) -> None:
     assert doc["a"]["kind"] == "baseline" and doc["a"]["sample_kind"] == "quantiles"
 
 
+@pytest.mark.slow
 def test_baseline_file_is_small_figures_and_quantiles(runs: Runs) -> None:
     assert runs.baseline == runs.config.parent / "baselines" / "email-queue_local.json"
     text = runs.baseline.read_text()
@@ -183,6 +188,7 @@ def test_baseline_file_is_small_figures_and_quantiles(runs: Runs) -> None:
     assert shown.exit_code == 0 and "email_queue_status" in shown.stdout
 
 
+@pytest.mark.slow
 def test_every_run_writes_junit(runs: Runs) -> None:
     root = ET.parse(runs.a / "junit.xml").getroot()
     suites = {s.get("name", "").rsplit(".", 1)[-1]: s for s in root.iter("testsuite")}
@@ -193,6 +199,7 @@ def test_every_run_writes_junit(runs: Runs) -> None:
     assert root.get("failures") == "0"
 
 
+@pytest.mark.slow
 def test_history_table_and_chart(runs: Runs, tmp_path: Path) -> None:
     result = _invoke(
         "history", "email-queue", "--env", "local", "--out", str(tmp_path),
@@ -207,6 +214,7 @@ def test_history_table_and_chart(runs: Runs, tmp_path: Path) -> None:
     assert none.exit_code == ExitCode.CONFIG and "no run of linkedin-scrape" in none.output
 
 
+@pytest.mark.slow
 def test_threshold_failure_wins_over_regression(runs: Runs) -> None:
     data = yaml.safe_load(runs.config.read_text(encoding="utf-8"))
     data["environments"]["local"]["sandbox"]["endpoint_latency_ms"] = {"email-queue": SLOW_MS}
@@ -234,12 +242,14 @@ def test_threshold_failure_wins_over_regression(runs: Runs) -> None:
 # --- errors -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_compare_refuses_a_missing_folder(runs: Runs, tmp_path: Path) -> None:
     result = _invoke("compare", str(tmp_path / "nope"), str(runs.a), "--config", str(runs.config))
     assert result.exit_code == ExitCode.CONFIG
     assert "does not exist" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_missing_explicit_baseline_is_refused_before_any_load(runs: Runs, tmp_path: Path) -> None:
     before = sorted((runs.config.parent / "results").iterdir())
     result = _invoke(
@@ -274,6 +284,7 @@ def _side(label: str, samples: dict[str, np.ndarray]) -> Side:
     return Side(label, "run", "s", "local", "smoke", figures, samples, "raw points")
 
 
+@pytest.mark.slow
 def test_same_distribution_is_not_significant() -> None:
     rng = np.random.default_rng(1)
     flagged = 0
@@ -284,6 +295,7 @@ def test_same_distribution_is_not_significant() -> None:
     assert flagged <= 1
 
 
+@pytest.mark.slow
 def test_bootstrap_bound_is_seeded_and_one_sided() -> None:
     rng = np.random.default_rng(3)
     a = rng.lognormal(np.log(40), 0.25, 30_000)  # thinned to BOOTSTRAP_MAX_POINTS first
@@ -301,6 +313,7 @@ def test_bootstrap_bound_is_seeded_and_one_sided() -> None:
     assert looser.p95_diff_ci_ms == first.p95_diff_ci_ms  # 95 % whatever alpha is
 
 
+@pytest.mark.slow
 def test_large_samples_need_the_tolerance_too() -> None:
     rng = np.random.default_rng(2)
     a = rng.lognormal(np.log(40), 0.25, 100_000)

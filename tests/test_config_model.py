@@ -160,6 +160,7 @@ CASES: list[tuple[str, Edit, str]] = [
 ]  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("edit", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_each_bad_value_names_its_key_and_the_fix(
     tmp_path: Path, edit: Edit, expected: str

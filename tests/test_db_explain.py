@@ -20,7 +20,7 @@ from orchestrator.config import DatabaseSettings
 from orchestrator.db import connect, plan_indexes, relation_names, seed_database, verify_indexes
 from orchestrator.db.explain import REPRESENTATIVE_QUERIES, compare_with_indexes
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 SCALE = 10_000
 

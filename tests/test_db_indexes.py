@@ -26,7 +26,7 @@ from orchestrator.db.indexes import Status, find_redundant, list_indexes, match_
 from orchestrator.db.migrations import MigrationFile, list_migrations, split_statements
 from orchestrator.db.plan import indexes_in_file
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 # What the initial schema holds for each of the story's 13 indexes.
 EXPECTED_BEFORE = {

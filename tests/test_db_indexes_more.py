@@ -27,7 +27,7 @@ from orchestrator.db.indexes import (
 from orchestrator.db.migrations import list_migrations
 from orchestrator.db.plan import indexes_in_file, render_statement, write_plan
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 # Schema "App" (quoted, mixed case) and a table whose indexes each miss a plain need.
 ODD_SCHEMA = """

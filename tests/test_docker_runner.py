@@ -36,7 +36,7 @@ from orchestrator.execution.docker import (
     version_cache_path,
 )
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 K6_UID = 12345  # the user of the official grafana/k6 image
 

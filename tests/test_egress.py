@@ -135,6 +135,7 @@ def orch(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
     )
 
 
+@pytest.mark.slow
 def test_k6_refuses_another_path_on_the_shared_production_n8n(
     project: Callable[..., Path],
 ) -> None:
@@ -158,6 +159,7 @@ def test_k6_refuses_another_path_on_the_shared_production_n8n(
     assert run_json["egress"]["production_n8n"]["host"] == "localhost"
 
 
+@pytest.mark.slow
 def test_a_shared_production_n8n_run_on_its_paths_passes_and_says_so(
     project: Callable[..., Path],
 ) -> None:
@@ -176,6 +178,7 @@ def test_a_shared_production_n8n_run_on_its_paths_passes_and_says_so(
     )
 
 
+@pytest.mark.slow
 def test_k6_gets_no_k6_or_proxy_variable_from_orch(project: Callable[..., Path]) -> None:
     """K6_* variables override a script's options (its block lists too): k6 never sees them."""
     config = project()
@@ -195,6 +198,7 @@ def test_k6_gets_no_k6_or_proxy_variable_from_orch(project: Callable[..., Path])
     assert results["overall"]["requests"] > 1  # K6_ITERATIONS=1 did not reach k6
 
 
+@pytest.mark.slow
 def test_env_check_shows_the_allow_list_and_warns_without_production(
     project: Callable[..., Path],
 ) -> None:
@@ -211,6 +215,7 @@ def test_env_check_shows_the_allow_list_and_warns_without_production(
     assert "NO PRODUCTION IS DECLARED" in doctor.output
 
 
+@pytest.mark.slow
 def test_an_unset_variable_in_a_production_declaration_fails_closed(
     project: Callable[..., Path],
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import main
@@ -59,6 +60,7 @@ def test_staging_lists_what_is_missing(project: Callable[..., Path]) -> None:
     assert "staging: not ready" in result.output
 
 
+@pytest.mark.slow
 def test_staging_ready_then_migrations_pending(
     project: Callable[..., Path],
     fresh_db: str,  # noqa: F811

@@ -76,11 +76,13 @@ def assert_refused(done: subprocess.CompletedProcess[str], config: Path, *needle
     assert not results.exists() or not any(results.iterdir()), "a refused run wrote a folder"
 
 
+@pytest.mark.slow
 def test_production_kind_is_refused(project: Callable[..., Path]) -> None:
     config = config_with(project, "http://127.0.0.1:9")
     assert_refused(orch_run(config, "production"), config, "kind production", "no override")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "base_url",
     [
@@ -103,6 +105,7 @@ def test_disguised_production_hosts_are_refused(
     assert_refused(orch_run(config, "disguised"), config, "production")
 
 
+@pytest.mark.slow
 def test_production_host_hidden_in_a_staging_variable_is_refused(
     project: Callable[..., Path],
 ) -> None:
@@ -112,6 +115,7 @@ def test_production_host_hidden_in_a_staging_variable_is_refused(
     assert_refused(orch_run(config, "disguised"), config, "vars", "api.sales-machine.com")
 
 
+@pytest.mark.slow
 def test_production_database_in_a_staging_entry_is_refused(project: Callable[..., Path]) -> None:
     config = config_with(project, "http://127.0.0.1:9")
     config.write_text(
@@ -151,6 +155,7 @@ def render_to(config: Path, out: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_rendered_scripts_carry_k6_block_options(project: Callable[..., Path]) -> None:
     config = config_with(project, "http://127.0.0.1:9")
     out = config.parent / "rendered"
@@ -173,6 +178,7 @@ def test_rendered_scripts_carry_k6_block_options(project: Callable[..., Path]) -
         assert not any(ipaddress.ip_address(address) in net for net in blocked), address
 
 
+@pytest.mark.slow
 def test_k6_itself_blocks_a_production_host(project: Callable[..., Path]) -> None:
     """A hand-edited script aimed at a production host is stopped by k6, not only by orch.
 
@@ -236,6 +242,7 @@ LOOPBACK_PRODUCTION = """\
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command",
     [

@@ -110,6 +110,7 @@ def test_the_table_sets_each_p95_against_the_last_judged_one(archive: Path) -> N
     assert lines[-1] == "![p95, throughput and error rate across runs](history.png)"
 
 
+@pytest.mark.slow
 def test_an_empty_history_still_renders(tmp_path: Path) -> None:
     text = render_markdown([], "checkout", None)
     assert text.startswith("# History of checkout\n\n0 run(s), oldest first.\n")
@@ -120,6 +121,7 @@ def test_an_empty_history_still_renders(tmp_path: Path) -> None:
     assert md.read_text(encoding="utf-8").endswith("(history.png)\n")
 
 
+@pytest.mark.slow
 def test_write_history_writes_the_chart_and_the_table(archive: Path, tmp_path: Path) -> None:
     points = collect_history(archive, "checkout", "local")
     chart, md = write_history(points, tmp_path / "out", "checkout", "local")

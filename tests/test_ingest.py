@@ -63,6 +63,7 @@ def _durations_by_endpoint(csv_path: Path) -> dict[str, list[float]]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["csv", "ndjson", "csv.gz", "ndjson.gz", "parquet"])
 @pytest.mark.parametrize("name", ["normal", "failing", "limited", "interrupted"])
 def test_latency_percentiles_match_numpy_on_the_raw_points(
@@ -88,6 +89,7 @@ def test_latency_percentiles_match_numpy_on_the_raw_points(
     assert agg.skipped["malformed_lines"] == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["normal", "failing", "limited"])
 def test_overall_p95_equals_k6s_own_summary(runs: dict[str, K6Run], name: str) -> None:
     run = runs[name]
@@ -99,6 +101,7 @@ def test_overall_p95_equals_k6s_own_summary(runs: dict[str, K6Run], name: str) -
     assert agg.requests == summary["metrics"]["http_reqs"]["count"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["csv", "ndjson.gz", "parquet"])
 def test_error_counts_equal_what_the_server_produced(
     runs: dict[str, K6Run], tmp_path: Path, fmt: str
@@ -123,6 +126,7 @@ def test_error_counts_equal_what_the_server_produced(
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["csv", "ndjson"])
 def test_429s_are_counted_apart_from_server_failures(
     runs: dict[str, K6Run], tmp_path: Path, fmt: str
@@ -142,6 +146,7 @@ def test_429s_are_counted_apart_from_server_failures(
     assert limited.failed_rate_limited == limited.rate_limited
 
 
+@pytest.mark.slow
 def test_interrupted_run_is_read_and_counts_what_k6_recorded(runs: dict[str, K6Run]) -> None:
     run = runs["interrupted"]
     assert run.exit_code == 105
@@ -154,6 +159,7 @@ def test_interrupted_run_is_read_and_counts_what_k6_recorded(runs: dict[str, K6R
     assert any(b.vus for b in agg.buckets)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["normal", "failing", "limited", "interrupted"])
 def test_thresholds_judged_from_raw_points_agree_with_k6(runs: dict[str, K6Run], name: str) -> None:
     run = runs[name]
@@ -173,6 +179,7 @@ def test_thresholds_judged_from_raw_points_agree_with_k6(runs: dict[str, K6Run],
         }
 
 
+@pytest.mark.slow
 def test_both_summary_shapes_give_the_same_verdicts_and_checks(runs: dict[str, K6Run]) -> None:
     run = runs["failing"]
     export = read_summary(run.summary_export)
@@ -201,6 +208,7 @@ def _truncate_last_line(src: Path, dst: Path) -> int:
     return body.count(b"\n") + 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["csv", "ndjson", "parquet"])
 def test_a_truncated_last_line_is_skipped_and_reported(
     runs: dict[str, K6Run], tmp_path: Path, fmt: str
@@ -222,6 +230,7 @@ def test_a_truncated_last_line_is_skipped_and_reported(
     assert abs(agg.requests - full.requests) <= 1
 
 
+@pytest.mark.slow
 def test_null_tags_unknown_metrics_and_bad_points_do_not_stop_the_ingest(
     runs: dict[str, K6Run], tmp_path: Path
 ) -> None:
@@ -263,6 +272,7 @@ def test_finalize_raw_keeps_the_csv_when_absent_empty_or_not_convertible(tmp_pat
     assert not list(tmp_path.glob("*.part"))
 
 
+@pytest.mark.slow
 def test_finalize_raw_converts_and_deletes_the_csv(runs: dict[str, K6Run], tmp_path: Path) -> None:
     shutil.copyfile(runs["limited"].csv, tmp_path / "raw.csv")
     before = ingest_raw(tmp_path / "raw.csv")
@@ -278,6 +288,7 @@ def test_finalize_raw_converts_and_deletes_the_csv(runs: dict[str, K6Run], tmp_p
     assert out.stat().st_size < runs["limited"].csv.stat().st_size / 4
 
 
+@pytest.mark.slow
 def test_load_points_gives_a_dataframe_of_the_raw_points(runs: dict[str, K6Run]) -> None:
     run = runs["normal"]
     frame = load_points(run.ndjson, ("http_req_duration",))

@@ -82,6 +82,7 @@ def test_orch_k6_environment_variable_wins_over_path(
     assert (binary.found_via, binary.version_text) == ("ORCH_K6", "v0.57.0")
 
 
+@pytest.mark.slow
 def test_run_with_k6_0_57(project: Callable[..., Path], old_k6: Path) -> None:
     config = project()
     result = CliRunner().invoke(

@@ -91,6 +91,7 @@ def _manifests(config_file: Path, parallelism: int) -> Any:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("parallelism", [1, 4, 16])
 def test_testrun_validates_against_the_crd(
     staging: Path, testrun_validator: jsonschema.Draft7Validator, parallelism: int
@@ -138,6 +139,7 @@ def test_core_objects_validate_with_kubernetes_validate(staging: Path) -> None:
         kubernetes_validate.validate(broken, version, strict=True)
 
 
+@pytest.mark.slow
 def test_flattened_script_loads_in_real_k6(staging: Path, tmp_path: Path) -> None:
     manifests = _manifests(staging, 1)
     data = manifests.configmap["data"]

@@ -76,6 +76,7 @@ def _resolved(config: OrchConfig) -> ResolvedRun:
     return resolve_run(config, "linkedin-scrape", "local", None)
 
 
+@pytest.mark.slow
 def test_the_driver_calls_each_step_once_in_order(project: Callable[..., Path]) -> None:
     config = _config(project)
     recorder = Recorder()
@@ -90,6 +91,7 @@ def test_the_driver_calls_each_step_once_in_order(project: Callable[..., Path]) 
     assert (result.run_dir / "sandbox.log").is_file()
 
 
+@pytest.mark.slow
 def test_a_failing_step_is_collected_then_raised_and_nothing_is_finished(
     project: Callable[..., Path],
 ) -> None:
@@ -101,6 +103,7 @@ def test_a_failing_step_is_collected_then_raised_and_nothing_is_finished(
     assert recorder.ending is not None and isinstance(recorder.ending.problem, SetupError)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["start", "wait", "wait-returns"])
 def test_ctrl_c_anywhere_in_the_load_is_an_interrupted_run(
     project: Callable[..., Path], where: str
@@ -142,6 +145,7 @@ def test_a_refused_run_writes_no_folder_and_calls_no_step(project: Callable[...,
     assert _no_run_folder(config)
 
 
+@pytest.mark.slow
 def test_run_scenario_runs_and_judges_without_the_command_line(
     project: Callable[..., Path],
 ) -> None:
@@ -164,6 +168,7 @@ def test_run_scenario_runs_and_judges_without_the_command_line(
     assert any(line.startswith("run folder: ") for line in echoed)
 
 
+@pytest.mark.slow
 def test_run_scenario_gives_the_thresholds_verdict(project: Callable[..., Path]) -> None:
     config = _config(project)
     result = run_scenario(
@@ -219,6 +224,7 @@ def test_every_way_of_running_is_a_lifecycle(project: Callable[..., Path]) -> No
         assert isinstance(lifecycle, RunLifecycle)
 
 
+@pytest.mark.slow
 def test_sharded_run_through_the_entry_point_merges_one_verdict(
     project: Callable[..., Path],
 ) -> None:

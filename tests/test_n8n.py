@@ -412,6 +412,7 @@ GOOD = {
 MISSING = {"headerAuth": 403, "basicAuth": 401, "jwtAuth": 401}
 
 
+@pytest.mark.slow
 def test_the_sandbox_serves_the_table_where_n8n_would(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

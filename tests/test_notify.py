@@ -46,6 +46,7 @@ def assert_nowhere(secret: str, run_dir: Path, output: str) -> None:
         assert secret not in path.read_bytes().decode(errors="replace"), path
 
 
+@pytest.mark.slow
 def test_a_failed_run_is_told_and_a_passed_one_only_where_asked(
     project: Callable[..., Path],
 ) -> None:
@@ -120,6 +121,7 @@ def silent_port() -> Iterator[int]:
         yield sock.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_a_failing_receiver_only_warns(
     project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -165,6 +167,7 @@ def test_a_failing_receiver_only_warns(
     assert_nowhere(TOKEN, run_dir, result.output)
 
 
+@pytest.mark.slow
 def test_a_regression_is_told_to_who_asks_for_it(project: Callable[..., Path]) -> None:
     """Against a baseline, a run made slower by the sandbox regresses (exit 8): the
     receiver that asked for `regressed` hears of it, with the endpoint that regressed."""

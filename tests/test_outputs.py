@@ -33,6 +33,7 @@ def prometheus_and_dashboard(receiver_url: str) -> str:
 """
 
 
+@pytest.mark.slow
 def test_prometheus_influxdb_and_otlp_receive_the_runs_metrics(
     project: Callable[..., Path],
 ) -> None:
@@ -112,6 +113,7 @@ def test_prometheus_influxdb_and_otlp_receive_the_runs_metrics(
     )
 
 
+@pytest.mark.slow
 def test_each_shard_sends_its_metrics_and_writes_its_dashboard(
     project: Callable[..., Path],
 ) -> None:
@@ -128,6 +130,7 @@ def test_each_shard_sends_its_metrics_and_writes_its_dashboard(
     assert len(sink.at("/api/v1/write")) >= 2  # at least the final push of each k6
 
 
+@pytest.mark.slow
 @pytest.mark.docker
 def test_k6_in_docker_sends_its_metrics_and_writes_its_dashboard(
     project: Callable[..., Path],

@@ -368,6 +368,7 @@ def test_there_are_at_least_thirty_disguises() -> None:
     assert covered == set(COMMANDS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", DISGUISES, ids=lambda d: d.id)
 def test_disguised_production_is_refused(
     project: Callable[..., Path], standin: StandIn, case: Disguise
@@ -422,6 +423,7 @@ REDIRECTS = [
 ]  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("location", "production", "declared", "host"), REDIRECTS)
 def test_k6_does_not_follow_a_redirect_into_production(
     project: Callable[..., Path],
@@ -464,6 +466,7 @@ K6_HOSTILE_ENV = {
 TARGET_OVERRIDES = {"ORCH_BASE_URL": PRODUCTION_URL, "ORCH_N8N_BASE_URL": PRODUCTION_URL}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["shell", "dotenv"])
 def test_k6_and_proxy_variables_cannot_loosen_k6(
     project: Callable[..., Path], standin: StandIn, where: str
@@ -518,6 +521,7 @@ BAD_PATHS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad_vars", BAD_PATHS)
 @pytest.mark.parametrize("command", ["verify", "run"])
 def test_production_n8n_is_reached_only_on_its_declared_paths(
@@ -538,6 +542,7 @@ def test_production_n8n_is_reached_only_on_its_declared_paths(
     assert_nothing_reached(standin)
 
 
+@pytest.mark.slow
 def test_production_n8n_by_its_address_is_refused(
     project: Callable[..., Path], standin: StandIn
 ) -> None:
@@ -553,6 +558,7 @@ def test_production_n8n_by_its_address_is_refused(
     assert_nothing_reached(standin)
 
 
+@pytest.mark.slow
 def test_env_check_does_not_probe_a_shared_production_n8n(
     project: Callable[..., Path], standin: StandIn
 ) -> None:
@@ -571,6 +577,7 @@ def test_env_check_does_not_probe_a_shared_production_n8n(
 PROXIES = {name: f"http://127.0.0.2:{P}" for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("command", "expected_exit", "says"),
     [
@@ -608,6 +615,7 @@ def test_orch_clients_do_not_follow_a_redirect_into_production(
     assert_nothing_reached(standin)
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_users_list_does_not_follow_a_redirect_into_production(
     project: Callable[..., Path],

@@ -61,6 +61,7 @@ def _png_size(path: Path) -> tuple[int, int]:
     return width, height
 
 
+@pytest.mark.slow
 def test_failing_run_report_opens_with_the_failed_verdict(
     runs: dict[str, K6Run], tmp_path: Path
 ) -> None:
@@ -92,6 +93,7 @@ def test_failing_run_report_opens_with_the_failed_verdict(
     assert len(result.charts) == 5
 
 
+@pytest.mark.slow
 def test_interrupted_run_is_marked_at_the_top(runs: dict[str, K6Run], tmp_path: Path) -> None:
     run_dir = make_run_dir(runs["interrupted"], tmp_path / "run")
     build_report(run_dir)
@@ -99,6 +101,7 @@ def test_interrupted_run_is_marked_at_the_top(runs: dict[str, K6Run], tmp_path: 
     assert "[!WARNING]" in head and "interrupted" in head and "105" in head
 
 
+@pytest.mark.slow
 def test_crashed_run_is_marked_at_the_top(runs: dict[str, K6Run], tmp_path: Path) -> None:
     run_dir = make_run_dir(runs["normal"], tmp_path / "run", outcome="crashed")
     build_report(run_dir)
@@ -106,6 +109,7 @@ def test_crashed_run_is_marked_at_the_top(runs: dict[str, K6Run], tmp_path: Path
     assert "[!CAUTION]" in head and "crashed" in head
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("outcome", [o.value for o in Outcome] + [None])
 def test_only_a_passed_run_says_passed(
     runs: dict[str, K6Run], tmp_path: Path, outcome: str | None
@@ -128,6 +132,7 @@ def test_only_a_passed_run_says_passed(
     assert not ("PASSED" in text and "[!CAUTION]" in text)
 
 
+@pytest.mark.slow
 def test_rate_limited_run_reports_429s_apart(runs: dict[str, K6Run], tmp_path: Path) -> None:
     run = runs["limited"]
     run_dir = make_run_dir(run, tmp_path / "run")
@@ -144,6 +149,7 @@ def test_rate_limited_run_reports_429s_apart(runs: dict[str, K6Run], tmp_path: P
     assert "| `limited` |" in section
 
 
+@pytest.mark.slow
 def test_report_is_idempotent(runs: dict[str, K6Run], tmp_path: Path) -> None:
     run_dir = make_run_dir(runs["normal"], tmp_path / "run")
     first = build_report(run_dir)
@@ -170,6 +176,7 @@ def test_folder_without_raw_data_or_summary_still_reports(tmp_path: Path) -> Non
     assert len(result.charts) == 5 and all(p.stat().st_size > 5000 for p in result.charts)
 
 
+@pytest.mark.slow
 def test_cli_report_rebuilds_a_run_folder(runs: dict[str, K6Run], tmp_path: Path) -> None:
     run_dir = make_run_dir(runs["failing"], tmp_path / "run")
     cli = CliRunner()
@@ -190,6 +197,7 @@ def test_cli_report_on_a_bad_path_is_a_clear_error(tmp_path: Path) -> None:
     assert res.exit_code == 3
 
 
+@pytest.mark.slow
 def test_cli_report_from_a_raw_file_of_elsewhere(runs: dict[str, K6Run], tmp_path: Path) -> None:
     run = runs["failing"]
     import gzip

@@ -54,6 +54,7 @@ def normal_report(runs: dict[str, K6Run], tmp_path: Path) -> tuple[str, dict[str
     return text, json.loads(result.results_path.read_text(encoding="utf-8")), run_dir
 
 
+@pytest.mark.slow
 @needs_k6
 def test_every_section_in_order(normal_report: tuple[str, dict[str, Any], Path]) -> None:
     text, _results, _ = normal_report
@@ -62,6 +63,7 @@ def test_every_section_in_order(normal_report: tuple[str, dict[str, Any], Path])
     assert text.splitlines()[2] == "# Load test report: test-normal on local"
 
 
+@pytest.mark.slow
 @needs_k6
 def test_the_endpoint_table_says_what_results_json_says(
     normal_report: tuple[str, dict[str, Any], Path],
@@ -87,6 +89,7 @@ def test_the_endpoint_table_says_what_results_json_says(
     assert headline in section(text, "## Verdict against the thresholds (NFR targets)")
 
 
+@pytest.mark.slow
 @needs_k6
 def test_errors_checks_and_delivery_match_the_run(
     runs: dict[str, K6Run], normal_report: tuple[str, dict[str, Any], Path]
@@ -115,6 +118,7 @@ def test_errors_checks_and_delivery_match_the_run(
     )
 
 
+@pytest.mark.slow
 @needs_k6
 def test_charts_are_linked_drawn_and_carry_the_threshold_line(
     normal_report: tuple[str, dict[str, Any], Path],
@@ -133,6 +137,7 @@ def test_charts_are_linked_drawn_and_carry_the_threshold_line(
     assert P95_BLUE in latency and ERROR_RED in throughput  # lines, not empty frames
 
 
+@pytest.mark.slow
 @needs_k6
 def test_the_run_context_names_the_files_and_points(
     normal_report: tuple[str, dict[str, Any], Path],

@@ -40,6 +40,7 @@ def normal_run(runs: dict[str, K6Run], tmp_path: Path) -> Path:  # noqa: F811
     return run_dir
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(chromium() is None, reason="needs chromium (Debian: apt-get install chromium)")
 def test_report_html_loads_offline_in_chromium_with_no_error_and_no_fetch(
     normal_run: Path, tmp_path: Path
@@ -67,6 +68,7 @@ def test_report_html_loads_offline_in_chromium_with_no_error_and_no_fetch(
     assert seen["sort"] == "descending"  # the total row stays last either way
 
 
+@pytest.mark.slow
 def test_report_html_is_report_md_with_its_charts_inside(normal_run: Path) -> None:
     page = (normal_run / RunFolder.REPORT_HTML).read_text()
     markdown = (normal_run / RunFolder.REPORT).read_text()
@@ -91,6 +93,7 @@ def test_markup_in_the_report_text_stays_text(tmp_path: Path) -> None:
     assert "<details><summary>Load profile</summary>" in body and "</details>" in body
 
 
+@pytest.mark.slow
 def test_job_summary_renders_on_github_without_the_run_folder(normal_run: Path) -> None:
     text = (normal_run / RunFolder.JOB_SUMMARY).read_text()
     assert text.splitlines()[0].startswith("**✅ PASSED**")
@@ -120,6 +123,7 @@ def test_long_tables_and_texts_are_cut_to_fit_a_job_summary() -> None:
     assert fit_summary("short\n") == "short\n"
 
 
+@pytest.mark.slow
 def test_the_timing_breakdown_adds_up_to_the_request_duration(normal_run: Path) -> None:
     results = json.loads((normal_run / RunFolder.RESULTS).read_text())
     for endpoint in results["endpoints"]:
@@ -135,6 +139,7 @@ def test_the_timing_breakdown_adds_up_to_the_request_duration(normal_run: Path) 
     assert "## Timing breakdown" in report and "| Waiting (server) |" in report
 
 
+@pytest.mark.slow
 def test_the_baseline_comparison_reaches_all_three_forms(
     normal_run: Path, tmp_path: Path
 ) -> None:
@@ -158,6 +163,7 @@ def test_the_baseline_comparison_reaches_all_three_forms(
     assert page.count('src="data:image/png;base64,') == report.count("![")
 
 
+@pytest.mark.slow
 def test_orch_report_prints_the_job_summary_for_github(normal_run: Path) -> None:
     from click.testing import CliRunner
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import main
@@ -23,6 +24,7 @@ def run_dirs(config: Path) -> list[Path]:
     return sorted(p for p in results.iterdir() if p.is_dir()) if results.is_dir() else []
 
 
+@pytest.mark.slow
 def test_run_writes_a_complete_run_folder(project: Callable[..., Path]) -> None:
     config = project()
     result = CliRunner().invoke(main, ["run", "linkedin-scrape", "--config", str(config)])
@@ -50,6 +52,7 @@ def test_run_writes_a_complete_run_folder(project: Callable[..., Path]) -> None:
     assert summary["metrics"]["http_req_failed"]["value"] == 0
 
 
+@pytest.mark.slow
 def test_crossed_threshold_exits_99_and_keeps_files(project: Callable[..., Path]) -> None:
     config = project()
     result = CliRunner().invoke(
@@ -63,6 +66,7 @@ def test_crossed_threshold_exits_99_and_keeps_files(project: Callable[..., Path]
     assert (run_dir / "summary.json").is_file()
 
 
+@pytest.mark.slow
 def test_script_error_exits_5(project: Callable[..., Path]) -> None:
     config = project(
         extra_yaml="""
@@ -121,6 +125,7 @@ def _wait_for_progress(config: Path, timeout: float = 30.0) -> Path:
     raise AssertionError("the run never started writing raw output")
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_gracefully_and_marks_interrupted(project: Callable[..., Path]) -> None:
     config = project()
     proc = _start_orch(config, "--profile", "long")
@@ -145,6 +150,7 @@ def test_ctrl_c_stops_gracefully_and_marks_interrupted(project: Callable[..., Pa
     assert summary["metrics"]["http_req_failed"]["value"] == 0
 
 
+@pytest.mark.slow
 def test_sigterm_is_an_interrupt_too(project: Callable[..., Path]) -> None:
     config = project()
     proc = _start_orch(config, "--profile", "long")
@@ -159,6 +165,7 @@ def test_sigterm_is_an_interrupt_too(project: Callable[..., Path]) -> None:
     assert json.loads((run_dir / "run.json").read_text())["outcome"] == "interrupted"
 
 
+@pytest.mark.slow
 def test_k6_killed_mid_run_is_reported_as_crashed(
     project: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -188,6 +195,7 @@ def test_k6_killed_mid_run_is_reported_as_crashed(
     assert any((run_dir / name).is_file() for name in ("raw.csv", manifest["files"]["raw"]))
 
 
+@pytest.mark.slow
 def test_secrets_reach_k6_but_no_file(project: Callable[..., Path]) -> None:
     """A secret is available to the script through __ENV but lands in no written file."""
     sentinel = "sentinel-secret-7c1e9"

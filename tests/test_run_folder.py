@@ -284,6 +284,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, K6Run]:
     return real_runs(tmp_path_factory.getbasetemp() / "k6-runs")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(k6_binary() is None, reason="k6 is not on PATH")
 @pytest.mark.parametrize("name", ["normal", "failing", "limited", "interrupted"])
 def test_results_json_read_and_written_again_is_the_same_bytes(

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from orchestrator.cli import main
 from orchestrator.core import ExitCode
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module", autouse=True)

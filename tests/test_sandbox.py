@@ -120,6 +120,7 @@ def jwt(secret: str, claims: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- webhook
 
 
+@pytest.mark.slow
 def test_webhook_without_auth(start: Start) -> None:
     box = start()
     hook = box.url + HOOK + "/abc-1"
@@ -149,6 +150,7 @@ def test_webhook_without_auth(start: Start) -> None:
     assert counts["n8n_webhooks"] == {ROUTE: {"total": 2, "by_status": {"200": 1, "400": 1}}}
 
 
+@pytest.mark.slow
 def test_webhook_header_auth(start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
     """Header Auth as N8N checks it: a missing or wrong header is 403."""
     monkeypatch.setenv(SECRET_VAR, SECRET)
@@ -166,6 +168,7 @@ def test_webhook_header_auth(start: Start, monkeypatch: pytest.MonkeyPatch) -> N
     assert SECRET not in box.log_path.read_text() + json.dumps(stats(box))
 
 
+@pytest.mark.slow
 def test_webhook_basic_auth(start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(SECRET_VAR, SECRET)
     box = start("basicAuth", webhook_secret_env=SECRET_VAR)
@@ -181,6 +184,7 @@ def test_webhook_basic_auth(start: Start, monkeypatch: pytest.MonkeyPatch) -> No
     assert status(SECRET) == 200
 
 
+@pytest.mark.slow
 def test_webhook_jwt_auth(start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
     """JWT Auth (an HS256 passphrase): no token 401, anything but a valid JWT 403."""
     monkeypatch.setenv(SECRET_VAR, SECRET)
@@ -226,6 +230,7 @@ def enrichment_urls(base: str) -> dict[str, tuple[str, dict[str, Any]]]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", list(ENRICHMENT_ROUTES))
 def test_only_the_configured_enrichment_variant_exists(start: Start, variant: str) -> None:
     box = start(enrichment_variant=variant)
@@ -244,12 +249,14 @@ def test_only_the_configured_enrichment_variant_exists(start: Start, variant: st
     assert status_count(box, "enrichment", 202) == 1
 
 
+@pytest.mark.slow
 def test_enrichment_endpoint_needs_a_prospect_id(start: Start) -> None:
     box = start(enrichment_variant="enrichment")
     assert call(box.url + "/enrichment", body={"other": 1}).status == 400
     assert call(box.url + "/enrichment", body={"prospectId": 42}).json["prospectId"] == "42"
 
 
+@pytest.mark.slow
 def test_n8n_enrichment_is_a_webhook_with_the_webhook_auth(
     start: Start, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -268,6 +275,7 @@ def test_n8n_enrichment_is_a_webhook_with_the_webhook_auth(
 # --------------------------------------------------------------------------- rate limit
 
 
+@pytest.mark.slow
 def test_rate_limit_answers_429_with_retry_after(start: Start) -> None:
     box = start(rate_limit_per_minute=6, rate_limit_burst=3)  # one token per 10 s
     url = box.url + "/prospects/p-1/enrichment"
@@ -283,6 +291,7 @@ def test_rate_limit_answers_429_with_retry_after(start: Start) -> None:
     assert counts["work"]["enrichments"] == 3
 
 
+@pytest.mark.slow
 def test_reset_zeroes_the_counters(start: Start) -> None:
     box = start()
     call(box.url + HOOK + "/x", body={})
@@ -331,6 +340,7 @@ def k6_binary() -> str:
     return found
 
 
+@pytest.mark.slow
 def test_k6_counts_agree_with_the_sandbox(start: Start, tmp_path: Path) -> None:
     box = start(rate_limit_per_minute=60, rate_limit_burst=10, error_rate=0.25, seed=7)
     script = tmp_path / "mix.js"
@@ -360,6 +370,7 @@ def test_k6_counts_agree_with_the_sandbox(start: Start, tmp_path: Path) -> None:
     assert counts["errors_injected"] == injected > 0
 
 
+@pytest.mark.slow
 def test_error_rate_share(start: Start) -> None:
     box = start(error_rate=0.3, seed=11)
     statuses = [call(f"{box.url}{HOOK}/{i}", body={}).status for i in range(300)]
@@ -375,6 +386,7 @@ def test_error_rate_share(start: Start) -> None:
 # --------------------------------------------------------------------------- queue, latency
 
 
+@pytest.mark.slow
 def test_email_queue(start: Start) -> None:
     box = start(email_send_rate_per_second=0.01)
     first = call(box.url + "/campaigns/c-1/emails", body={"emails": [{"to": "a"}, {"to": "b"}]})
@@ -389,6 +401,7 @@ def test_email_queue(start: Start) -> None:
     assert stats(box)["work"]["emails_queued"] == 3
 
 
+@pytest.mark.slow
 def test_endpoint_latency_is_added_to_that_endpoint(start: Start) -> None:
     box = start(endpoint_latency_ms={"enrichment": 300})
     began = time.monotonic()
@@ -427,6 +440,7 @@ def test_port_in_use_is_a_setup_error_naming_the_port() -> None:
             start_sandbox(SandboxSettings(port=port))
 
 
+@pytest.mark.slow
 def test_stop_ends_the_process(start: Start) -> None:
     box = start()
     assert is_listening(box.url)
@@ -452,6 +466,7 @@ def test_cli_refuses_a_non_loopback_host() -> None:
     assert "not a loopback address" in result.output
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.name != "posix", reason="sends SIGINT")
 def test_cli_serves_until_interrupted() -> None:
     process = subprocess.Popen(
@@ -475,6 +490,7 @@ def test_cli_serves_until_interrupted() -> None:
             process.wait()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.name != "posix", reason="the parent watch is POSIX-only")
 def test_sandbox_stops_when_its_parent_is_killed() -> None:
     parent = (

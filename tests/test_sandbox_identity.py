@@ -46,6 +46,7 @@ def _get(url: str) -> tuple[int, dict[str, object]]:
         return exc.code, json.loads(exc.read())
 
 
+@pytest.mark.slow
 def test_the_proof_is_an_hmac_of_the_nonce_under_the_token(sandbox: SandboxProcess) -> None:
     assert sandbox.token is not None
     nonce = "n" * 16
@@ -58,6 +59,7 @@ def test_the_proof_is_an_hmac_of_the_nonce_under_the_token(sandbox: SandboxProce
     assert _get(f"{sandbox.url}{IDENTITY_PATH}?nonce={'m' * 16}")[1]["proof"] != expected
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("query", ["", "?nonce=short", "?nonce=" + "x" * 129, "?other=1"])
 def test_a_nonce_of_the_wrong_size_is_refused(sandbox: SandboxProcess, query: str) -> None:
     assert _get(f"{sandbox.url}{IDENTITY_PATH}{query}") == (
@@ -65,6 +67,7 @@ def test_a_nonce_of_the_wrong_size_is_refused(sandbox: SandboxProcess, query: st
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_only_the_holder_of_the_token_is_identified(sandbox: SandboxProcess) -> None:
     assert sandbox.token is not None
     assert identify(sandbox.url, sandbox.token) == sandbox.pid
@@ -73,6 +76,7 @@ def test_only_the_holder_of_the_token_is_identified(sandbox: SandboxProcess) -> 
     assert identify("not a url", sandbox.token) is None
 
 
+@pytest.mark.slow
 def test_this_user_s_identity_file_names_the_sandbox_while_it_serves(
     sandbox: SandboxProcess, tmp_path: Path
 ) -> None:

@@ -56,6 +56,7 @@ def test_orch_scenarios_lists_each_with_description_and_profiles() -> None:
     assert result.output.count("profiles: smoke*, load, stress, soak") == len(SCENARIOS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_smoke_profile_runs_green_against_the_sandbox(tmp_path: Path, scenario: str) -> None:
     config = make_project(tmp_path)
@@ -72,6 +73,7 @@ def test_smoke_profile_runs_green_against_the_sandbox(tmp_path: Path, scenario: 
     assert "from './k6_scripts/" in script
 
 
+@pytest.mark.slow
 def test_linkedin_scrape_posts_where_n8n_serves_the_shipped_export(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -96,6 +98,7 @@ def test_linkedin_scrape_posts_where_n8n_serves_the_shipped_export(
     assert f"const WEBHOOK_PATH = {json.dumps(served)};" in script
 
 
+@pytest.mark.slow
 def test_email_queue_reads_the_queue_depth_back(tmp_path: Path) -> None:
     config = make_project(tmp_path)
     code, output, run_dir = run_orch(config, "email-queue")
@@ -116,6 +119,7 @@ def _tier(data: dict[str, Any], rpm: int, **enrichment: Any) -> None:
     scenario["vars"].update({"claude_rate_headroom": 1.0, **enrichment})
 
 
+@pytest.mark.slow
 def test_ai_enrichment_is_capped_at_the_tier_rate(tmp_path: Path) -> None:
     """The profile asks for 20 req/s; a 120 requests/minute tier lets through 2 req/s."""
 
@@ -154,6 +158,7 @@ def test_ai_enrichment_is_capped_at_the_tier_rate(tmp_path: Path) -> None:
     ).read_text()
 
 
+@pytest.mark.slow
 def test_429s_counted_by_k6_equal_those_the_sandbox_sent(tmp_path: Path) -> None:
     """A sandbox limited to 60 requests/minute (burst 1) behind a tier that claims 240.
 
@@ -248,6 +253,7 @@ def test_each_vu_takes_its_own_user_wrapping_round(tmp_path: Path) -> None:
     assert seen == {vu: users[(vu - 1) % 3]["email"] for vu in range(1, 6)}
 
 
+@pytest.mark.slow
 def test_scenarios_run_with_users_configured(tmp_path: Path) -> None:
     """With a credentials file for the environment, the users reach k6 through the
     environment; the script and the run folder never hold a password."""
@@ -322,6 +328,7 @@ def test_unknown_tier_and_malformed_endpoint_are_config_errors(tmp_path: Path) -
     )
 
 
+@pytest.mark.slow
 def test_vu_executors_are_paced_per_vu(tmp_path: Path) -> None:
     """2 constant VUs under a 60 requests/minute tier: each iteration lasts at least 2 s."""
 

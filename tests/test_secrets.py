@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import main
@@ -16,6 +17,7 @@ DB_SENTINEL = "sentinel-dbpass-4b8e6a13"
 SERVICE_SENTINEL = "sentinel-service-role-77c0e5"
 
 
+@pytest.mark.slow
 def test_no_sentinel_secret_leaks_anywhere(
     project: Callable[..., Path],
     fresh_db: str,  # noqa: F811

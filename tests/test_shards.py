@@ -92,6 +92,7 @@ def test_segments_are_the_operators() -> None:
         segment_args(4, 3)
 
 
+@pytest.mark.slow
 def test_three_shards_match_one_process(project: Callable[..., Path]) -> None:
     config = project(extra_yaml=FIXED_SCENARIOS)
     cli = CliRunner()
@@ -161,6 +162,7 @@ def test_three_shards_match_one_process(project: Callable[..., Path]) -> None:
     assert again["run"]["outcome"] == "thresholds_failed"
 
 
+@pytest.mark.slow
 def test_sharded_run_that_holds_exits_zero(project: Callable[..., Path]) -> None:
     config = project(extra_yaml=FIXED_SCENARIOS)
     result = CliRunner().invoke(main, ["run", "fixed-ok", "--shards", "2", "--config", str(config)])
@@ -217,6 +219,7 @@ def _k6(script: Path, out_dir: Path, extra: list[str]) -> int:
     return done.returncode
 
 
+@pytest.mark.slow
 def test_merge_recomputes_every_metric_type_like_k6(tmp_path: Path) -> None:
     script = tmp_path / "metrics.js"
     script.write_text(METRICS_SCRIPT, encoding="utf-8")

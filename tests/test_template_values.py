@@ -269,6 +269,7 @@ def failure_prefix(error: str, value: str) -> str:
     return message[: message.index(value)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("scenario", "variable"), cases())
 def test_a_value_reaches_the_script_only_as_a_json_literal(
     tmp_path: Path, scenario: str, variable: str

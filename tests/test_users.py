@@ -70,6 +70,7 @@ def credentials(config: Path) -> dict[str, object]:
     return json.loads(path.read_text())
 
 
+@pytest.mark.slow
 def test_users_are_created_once(users_project: Path) -> None:
     first = orch(users_project, "users", "create", "--count", "3")
     assert first.exit_code == 0, first.output
@@ -87,6 +88,7 @@ def test_users_are_created_once(users_project: Path) -> None:
     assert listed.output.count("loadtest-user-") == 3
 
 
+@pytest.mark.slow
 def test_each_vu_gets_its_own_user_and_passwords_stay_out_of_files(users_project: Path) -> None:
     assert orch(users_project, "users", "create", "--count", "3").exit_code == 0
     saved = credentials(users_project)["environments"]["local"]["users"]  # type: ignore[index]
@@ -144,6 +146,7 @@ def _count(url: str, table: str, user_id: str) -> int:
         )
 
 
+@pytest.mark.slow
 def test_cleanup_deletes_test_users_and_their_rows_only(
     users_project: Path,
     fresh_db: str,  # noqa: F811
@@ -194,12 +197,14 @@ def test_cleanup_deletes_test_users_and_their_rows_only(
     assert twice.exit_code == 0 and "deleted 0 test users" in twice.output
 
 
+@pytest.mark.slow
 def test_users_commands_refuse_production(users_project: Path) -> None:
     for args in (("users", "create"), ("users", "list"), ("users", "cleanup")):
         result = orch(users_project, *args, "--env", "production")
         assert result.exit_code == ExitCode.REFUSED, (args, result.output)
 
 
+@pytest.mark.slow
 def test_a_non_test_domain_is_refused(users_project: Path) -> None:
     users_project.write_text(
         users_project.read_text() + "test_users:\n  domain: sales-machine.com\n"

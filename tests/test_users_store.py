@@ -24,7 +24,7 @@ from orchestrator.target.users import (
     users_for_run,
 )
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 DOMAIN = "test.sales-machine.com"
 
 

@@ -173,6 +173,7 @@ def read(run_dir: Path, name: str) -> dict[str, Any]:
     return data
 
 
+@pytest.mark.slow
 def test_load_not_delivered_has_its_own_outcome_exit_code_and_first_line(
     project: Callable[..., Path],
 ) -> None:
@@ -221,6 +222,7 @@ def test_load_not_delivered_has_its_own_outcome_exit_code_and_first_line(
     assert f"INCONCLUSIVE: the load was not delivered ({requests} of 60 requests" in result.output
 
 
+@pytest.mark.slow
 def test_without_a_report_the_delivery_is_judged_from_k6s_summary(
     project: Callable[..., Path],
 ) -> None:
@@ -237,6 +239,7 @@ def test_without_a_report_the_delivery_is_judged_from_k6s_summary(
     assert not (run_dir / "report.md").exists()
 
 
+@pytest.mark.slow
 def test_a_sharded_run_is_judged_on_its_merged_delivery(project: Callable[..., Path]) -> None:
     port = free_port()
     config = slow_project(project, port)
@@ -262,6 +265,7 @@ def test_a_sharded_run_is_judged_on_its_merged_delivery(project: Callable[..., P
     )
 
 
+@pytest.mark.slow
 def test_an_opted_out_profile_passes_and_still_shows_its_delivery(
     project: Callable[..., Path],
 ) -> None:
@@ -284,6 +288,7 @@ def test_an_opted_out_profile_passes_and_still_shows_its_delivery(
     assert "the profile opted out (`delivery: false`)" in report
 
 
+@pytest.mark.slow
 def test_a_delivered_run_passes_with_its_numbers(project: Callable[..., Path]) -> None:
     config = ping_project(project)
     result = CliRunner().invoke(main, ["run", "ping", "--config", str(config)])
@@ -300,6 +305,7 @@ def _port_of(config: Path) -> int:
     return int(config.read_text().split("base_url: http://127.0.0.1:", 1)[1].split("\n")[0])
 
 
+@pytest.mark.slow
 def test_a_port_squatter_is_refused_and_sent_no_secret(project: Callable[..., Path]) -> None:
     """A plain HTTP server on the sandbox port: exit 4, and all it got was one identity
     check without any auth header (the environment has a webhook secret to send)."""
@@ -345,6 +351,7 @@ def test_a_port_squatter_is_refused_and_sent_no_secret(project: Callable[..., Pa
         assert any("taken by another program" in note for note in run_json["notes"])
 
 
+@pytest.mark.slow
 def test_an_orch_sandbox_already_serving_is_recognised_and_used(
     project: Callable[..., Path],
 ) -> None:
@@ -369,6 +376,7 @@ def _orch(config: Path, *args: str) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_sandbox_that_dies_mid_run_is_named_in_the_outcome_and_report(
     project: Callable[..., Path],
 ) -> None:
@@ -413,6 +421,7 @@ def tmpfs(where: Path, size: str) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(where)], check=False)
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_k6_and_ends_with_exit_4_within_seconds(
     project: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -441,6 +450,7 @@ def test_a_full_disk_stops_k6_and_ends_with_exit_4_within_seconds(
         assert not (run_dir / ".orch-reserve").exists()
 
 
+@pytest.mark.slow
 def test_a_sandbox_that_cannot_bind_means_k6_never_started(
     project: Callable[..., Path],
 ) -> None:
@@ -460,6 +470,7 @@ def test_a_sandbox_that_cannot_bind_means_k6_never_started(
     assert any(note.startswith("k6 did not start: ") for note in run_json["notes"])
 
 
+@pytest.mark.slow
 def test_a_sandbox_started_with_orch_sandbox_is_recognised(project: Callable[..., Path]) -> None:
     """`orch sandbox` records its token for this user; `orch run` learns it and uses it."""
     config = ping_project(project)

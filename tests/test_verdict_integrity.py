@@ -162,6 +162,7 @@ def copy_with_outcome(run_dir: Path, dest: Path, outcome: str, exit_code: int | 
 # --- only complete runs are judged -------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_killed_run_is_unfinished_and_never_passes(runs: Runs) -> None:
     manifest = RunFolder(runs.killed).read_manifest()
     assert manifest is not None and manifest.outcome == Outcome.RUNNING
@@ -176,6 +177,7 @@ def test_killed_run_is_unfinished_and_never_passes(runs: Runs) -> None:
     assert res.exit_code == 0 and "NOT JUDGED" in res.stdout
 
 
+@pytest.mark.slow
 def test_compare_against_an_unfinished_run_is_not_no_regression(
     runs: Runs, tmp_path: Path
 ) -> None:
@@ -197,6 +199,7 @@ def test_compare_against_an_unfinished_run_is_not_no_regression(
     assert res.exit_code == 5 and "No regression" not in res.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("outcome", "recorded", "expected"),
     [
@@ -226,6 +229,7 @@ def test_failed_runs_exit_with_their_own_code(
     assert res.exit_code == ExitCode.CONFIG and "a baseline must be a complete run" in res.output
 
 
+@pytest.mark.slow
 def test_complete_runs_are_still_judged(runs: Runs, tmp_path: Path) -> None:
     res = invoke(
         "compare", str(runs.whole), str(runs.sharded), "--out", str(tmp_path),
@@ -238,6 +242,7 @@ def test_complete_runs_are_still_judged(runs: Runs, tmp_path: Path) -> None:
     assert res.exit_code == 0 and "thresholds passed" in res.stdout
 
 
+@pytest.mark.slow
 def test_baseline_refuses_an_unfinished_run(runs: Runs, tmp_path: Path) -> None:
     res = invoke("baseline", "set", str(runs.killed), "--out", str(tmp_path / "b.json"),
                  "--config", str(runs.config))  # fmt: skip
@@ -245,6 +250,7 @@ def test_baseline_refuses_an_unfinished_run(runs: Runs, tmp_path: Path) -> None:
     assert "'running'" in res.output and not (tmp_path / "b.json").exists()
 
 
+@pytest.mark.slow
 def test_history_lists_unfinished_runs_apart_from_the_trend(runs: Runs, tmp_path: Path) -> None:
     invoke("report", str(runs.killed))  # a results.json, as a report made later leaves
     res = invoke(
@@ -287,6 +293,7 @@ def test_report_on_an_empty_folder_is_refused_and_writes_nothing(tmp_path: Path)
     assert sorted(p.name for p in empty.iterdir()) == ["notes.txt"]
 
 
+@pytest.mark.slow
 def test_compare_with_a_folder_that_is_not_a_run(runs: Runs, tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -303,6 +310,7 @@ def shard(runs: Runs, index: int) -> Path:
     return runs.sharded / "shards" / str(index)
 
 
+@pytest.mark.slow
 def test_merge_of_the_shards_still_works(runs: Runs, tmp_path: Path) -> None:
     res = invoke("report", "--merge", str(shard(runs, 1)), str(shard(runs, 2)),
                  "--out", str(tmp_path / "m"))  # fmt: skip
@@ -312,6 +320,7 @@ def test_merge_of_the_shards_still_works(runs: Runs, tmp_path: Path) -> None:
     assert merged["overall"]["requests"] == single["overall"]["requests"]
 
 
+@pytest.mark.slow
 def test_merge_refuses_the_same_run_twice(runs: Runs, tmp_path: Path) -> None:
     one = shard(runs, 1)
     link = tmp_path / "link"
@@ -327,6 +336,7 @@ def test_merge_refuses_the_same_run_twice(runs: Runs, tmp_path: Path) -> None:
         assert not out.exists()
 
 
+@pytest.mark.slow
 def test_merge_refuses_different_scenarios_and_scripts(runs: Runs, tmp_path: Path) -> None:
     res = invoke("report", "--merge", str(runs.whole), str(runs.other),
                  "--out", str(tmp_path / "a"))  # fmt: skip
@@ -341,6 +351,7 @@ def test_merge_refuses_different_scenarios_and_scripts(runs: Runs, tmp_path: Pat
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
+@pytest.mark.slow
 def test_merge_refuses_overlapping_segments(runs: Runs, tmp_path: Path) -> None:
     # the whole test (0:1) and the first shard (0:1/2) ran the first half twice
     res = invoke("report", "--merge", str(runs.whole), str(shard(runs, 1)),
@@ -353,6 +364,7 @@ def test_merge_refuses_overlapping_segments(runs: Runs, tmp_path: Path) -> None:
 # --- bad input ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_binary_config_is_exit_3_naming_the_file(tmp_path: Path) -> None:
     config = tmp_path / "orch.yaml"
     config.write_bytes(bytes(range(256)) * 4)
@@ -370,6 +382,7 @@ def billion_laughs(config: Path) -> None:
     config.write_text(text.replace("    vars:\n", "    vars:\n" + "\n".join(lines) + "\n", 1))
 
 
+@pytest.mark.slow
 def test_yaml_alias_bomb_ends_fast_with_exit_3(project: Callable[..., Path]) -> None:
     config = project()
     billion_laughs(config)
@@ -397,6 +410,7 @@ def test_a_few_anchors_still_read(project: Callable[..., Path]) -> None:
     assert profiles["again"].k6_options() == profiles["smoke"].k6_options()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("key", "value", "words"),
     [
@@ -513,6 +527,7 @@ def _truncated_gzip(source: Path, dest: Path) -> Path:
     return dest
 
 
+@pytest.mark.slow
 def test_truncated_gzip_is_exit_3_with_no_folder(k6_run: K6Run, tmp_path: Path) -> None:
     for source, name in ((k6_run.csv, "raw.csv.gz"), (k6_run.ndjson, "raw.json.gz")):
         bad = _truncated_gzip(source, tmp_path / name)
@@ -529,6 +544,7 @@ def test_truncated_gzip_is_exit_3_with_no_folder(k6_run: K6Run, tmp_path: Path) 
     assert not (tmp_path / "tiny").exists()
 
 
+@pytest.mark.slow
 def test_corrupt_parquet_is_exit_3_with_no_folder(
     k6_run: K6Run, tmp_path: Path, project: Callable[..., Path]
 ) -> None:
@@ -552,6 +568,7 @@ def test_corrupt_parquet_is_exit_3_with_no_folder(
         assert not results.exists() or list(results.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_corrupt_raw_file_in_a_run_folder(runs: Runs, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     shutil.copytree(runs.whole, run_dir)
@@ -569,6 +586,7 @@ def test_corrupt_raw_file_in_a_run_folder(runs: Runs, tmp_path: Path) -> None:
 # --- notes on files left aside -----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_empty_summary_is_noted(runs: Runs, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     shutil.copytree(runs.whole, run_dir)
@@ -582,6 +600,7 @@ def test_empty_summary_is_noted(runs: Runs, tmp_path: Path) -> None:
     assert note in (run_dir / "report.md").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_raw_csv_left_unconverted_is_noted(runs: Runs, k6_run: K6Run, tmp_path: Path) -> None:
     """A folder as three Ctrl-Cs leave it: k6's raw.csv, never converted, and no word of it
     in run.json (an orch older than this note, or killed during the conversion)."""
@@ -599,6 +618,7 @@ def test_raw_csv_left_unconverted_is_noted(runs: Runs, k6_run: K6Run, tmp_path: 
     assert "raw.csv was kept as k6 wrote it" in (run_dir / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_compaction_interrupted_or_failed_is_recorded(
     k6_run: K6Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -627,6 +647,7 @@ def test_compaction_interrupted_or_failed_is_recorded(
     assert any("could not be converted" in line for line in echoed)
 
 
+@pytest.mark.slow
 def test_finalize_raw_leaves_no_half_parquet_on_ctrl_c(
     k6_run: K6Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

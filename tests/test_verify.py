@@ -64,6 +64,7 @@ def row(output: str, spec: str) -> str:
     return next(line for line in output.splitlines() if f" {spec} " in f" {line}")
 
 
+@pytest.mark.slow
 def test_verify_confirms_the_shipped_local_setup(tmp_path: Path) -> None:
     config = project(
         tmp_path, variant="prospects-enrichment", sandbox_auth="none", config_auth="none"
@@ -91,6 +92,7 @@ def port_of(config: Path) -> int:
     return int(yaml.safe_load(config.read_text())["environments"]["local"]["base_url"][-5:])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("variant", "auth"), [("prospects-enrich", "none"), ("enrichment", "none"), ("n8n", "api-key")]
 )
@@ -133,6 +135,7 @@ def test_verify_finds_each_enrichment_variant_and_writes_it(
 WITHOUT_AUTH = {"api-key": 403, "basic": 401, "jwt": 401}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("auth", ["none", "api-key", "basic", "jwt"])
 def test_webhook_auth_is_sent_and_its_enforcement_reported(tmp_path: Path, auth: str) -> None:
     config = project(tmp_path, variant="prospects-enrichment", sandbox_auth=auth, config_auth=auth)
@@ -150,6 +153,7 @@ def test_webhook_auth_is_sent_and_its_enforcement_reported(tmp_path: Path, auth:
     assert SECRET not in result.output and SECRET not in record
 
 
+@pytest.mark.slow
 def test_rejected_auth_and_a_mismatched_export_are_not_confirmed(tmp_path: Path) -> None:
     config = project(
         tmp_path, variant="prospects-enrichment", sandbox_auth="api-key", config_auth="none"
@@ -163,6 +167,7 @@ def test_rejected_auth_and_a_mismatched_export_are_not_confirmed(tmp_path: Path)
     assert "**Verdict:** NOT confirmed" in record_of(config)
 
 
+@pytest.mark.slow
 def test_a_webhook_that_does_not_take_post_is_reported(tmp_path: Path) -> None:
     config = project(
         tmp_path, variant="prospects-enrichment", sandbox_auth="none", config_auth="none"
@@ -174,6 +179,7 @@ def test_a_webhook_that_does_not_take_post_is_reported(tmp_path: Path) -> None:
     assert "404, not registered" in result.output  # the sandbox routes it as N8N would
 
 
+@pytest.mark.slow
 def test_a_missing_workflow_file_is_reported(tmp_path: Path) -> None:
     config = project(
         tmp_path, variant="prospects-enrichment", sandbox_auth="none", config_auth="none"
@@ -184,6 +190,7 @@ def test_a_missing_workflow_file_is_reported(tmp_path: Path) -> None:
     assert "linkedin-scraper.json does not exist; export the workflow from N8N" in result.output
 
 
+@pytest.mark.slow
 def test_verify_local_confirms_the_shipped_export_where_n8n_serves_it(tmp_path: Path) -> None:
     """The repository's own orch.yaml and export, unchanged: the sandbox serves the export's
     trigger where N8N would, with its Header Auth, and the scenario posts there."""
@@ -208,6 +215,7 @@ def override(config: Path, path: str, *, export: bool = True) -> None:
     config.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
+@pytest.mark.slow
 def test_an_override_that_disagrees_with_the_export_is_flagged_and_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -237,6 +245,7 @@ def test_an_override_that_disagrees_with_the_export_is_flagged_and_written(
     assert again.exit_code == ExitCode.OK, again.output
 
 
+@pytest.mark.slow
 def test_an_override_without_an_export_is_called_as_written(tmp_path: Path) -> None:
     config = project(
         tmp_path, variant="prospects-enrichment", sandbox_auth="none", config_auth="none"
@@ -250,6 +259,7 @@ def test_an_override_without_an_export_is_called_as_written(tmp_path: Path) -> N
     assert "404, not registered" in result.output
 
 
+@pytest.mark.slow
 def test_options_that_turn_a_load_test_away_are_reported(tmp_path: Path) -> None:
     config = project(
         tmp_path, variant="prospects-enrichment", sandbox_auth="none", config_auth="none"
@@ -362,6 +372,7 @@ def _inserted(text: str, after_line: str, *lines: str) -> str:
     return head + after_line + "\n" + "".join(f"{line}\n" for line in lines) + tail
 
 
+@pytest.mark.slow
 def test_set_yaml_value_changes_nothing_else_in_the_shipped_config() -> None:
     """orch.yaml as shipped: aligned comments, comment blocks after a mapping, a plain
     scalar over two lines, ``{ padded }`` flow mappings: all kept byte for byte."""
