@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 from orchestrator.cli import main
@@ -38,3 +39,14 @@ def test_every_exit_code_is_documented() -> None:
 def test_every_command_is_documented() -> None:
     for name in main.commands:
         assert f"orch {name}" in README, name
+
+
+def test_readme_documents_the_fast_lane() -> None:
+    """The fast lane's command is in the README, with its measured time, and the marker it
+    deselects is registered (--strict-markers refuses an unregistered one)."""
+    found = re.search(r'`python -m pytest -m "not slow"`[^`]*? in (\d+) s\b', README)
+    assert found, "the README must give the fast lane's command and its measured time"
+    assert int(found.group(1)) < 60
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    markers = pyproject["tool"]["pytest"]["ini_options"]["markers"]
+    assert any(marker.startswith("slow:") for marker in markers)
