@@ -105,6 +105,12 @@ def _require_k6_output(run_dir: Path) -> None:
         for name in SUMMARY_CANDIDATES
     ):
         return
+    if (run_dir / RunFolder.MANIFEST).exists():
+        raise ConfigError(
+            f"{run_dir / RunFolder.MANIFEST} is not a JSON object (unreadable or corrupt) and "
+            "the folder holds no k6 output either; restore run.json from a copy, or pass a "
+            "folder written by `orch run`"
+        )
     raise ConfigError(
         f"{run_dir} is not a run folder: it holds no {RunFolder.MANIFEST}, no raw k6 output "
         f"({', '.join(RAW_CANDIDATES)}) and no k6 summary ({RunFolder.SUMMARY}); pass a "
