@@ -290,6 +290,9 @@ def test_exit_130_interrupted(project: Callable[..., Path]) -> None:
         [sys.executable, "-m", "orchestrator", "run", "linkedin-scrape", "--config",
          str(config), "--profile", "long"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        # Ctrl-C's default action even when this pytest was started in the background,
+        # where the shell ignores SIGINT and orch would inherit the ignore
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
