@@ -156,3 +156,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     ):
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, where every component must be present: {report.longrepr}"
+
+
+@pytest.fixture(scope="session")
+def pg15():  # type: ignore[no-untyped-def]
+    """A PostgreSQL 15 cluster with pg_stat_statements preloaded, for the session
+    (tests/pg15.py); skipped where it cannot start, failed under CI=true or
+    ORCH_FAIL_ON_SKIP=1."""
+    from pg15 import ClusterUnavailable, start_cluster
+
+    try:
+        cluster = start_cluster(free_port())
+    except ClusterUnavailable as exc:
+        if os.environ.get("CI") == "true" or os.environ.get("ORCH_FAIL_ON_SKIP") == "1":
+            pytest.fail(f"PostgreSQL 15 is required here: {exc}")
+        pytest.skip(f"PostgreSQL 15 is not available: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

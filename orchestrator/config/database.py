@@ -87,6 +87,17 @@ class DatabaseSettings(BaseModel):
         default_factory=lambda: [index.model_copy(deep=True) for index in DEFAULT_DESIRED_INDEXES]
     )
     migrations_dir: str = "supabase/migrations"
+    sample_interval_s: float = Field(
+        default=5.0, ge=0, le=300,
+        description="seconds between samples of the database while k6 runs (0: no sampling)",
+    )
+
+    @field_validator("sample_interval_s")
+    @classmethod
+    def _not_too_often(cls, value: float) -> float:
+        if 0 < value < 0.5:
+            raise ValueError("sample at most every 0.5 s (or write 0 for no sampling)")
+        return value
 
     @model_validator(mode="after")
     def _desired_tables_in_scope(self) -> DatabaseSettings:

@@ -20,11 +20,13 @@ from orchestrator.db.migrations import (
     pending_migrations,
 )
 from orchestrator.db.plan import plan_indexes, write_plan
+from orchestrator.db.sampling import DatabaseSampler, database_watch
 from orchestrator.db.seed import TABLES, seed_database
 from orchestrator.db.target import Target, resolve_target, translate_db_errors
 
 __all__ = [
     "TABLES",
+    "DatabaseSampler",
     "Status",
     "Target",
     "applied_versions",
@@ -32,6 +34,7 @@ __all__ = [
     "check_tables",
     "compare_with_indexes",
     "connect",
+    "database_watch",
     "describe_target",
     "ensure_local_database",
     "explain_queries",

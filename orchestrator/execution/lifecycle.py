@@ -33,6 +33,7 @@ from orchestrator.config import (
     max_vus,
 )
 from orchestrator.core import ExitCode, OrchError, Outcome
+from orchestrator.db import database_watch
 from orchestrator.execution.render import (
     BASE_URL_VAR,
     N8N_BASE_URL_VAR,
@@ -140,7 +141,9 @@ def carry_out(
     try:
         with sigterm_as_interrupt():
             try:
-                with lifecycle.target(run, prepared.run_dir, echo) as target:
+                with lifecycle.target(run, prepared.run_dir, echo) as target, database_watch(
+                    config, run.environment_name, prepared.run_dir / RunFolder.DATABASE, echo
+                ):
                     lifecycle.start()
                     interrupted = lifecycle.wait()
                     lost = target.lost()

@@ -157,6 +157,7 @@ class RunFolder:
     COMPARE_JSON = "compare.json"
     CHARTS = "charts"
     SCRIPT = "script"
+    DATABASE = "database.json"  # the database sampled during the load (db.sampling)
     DASHBOARD = "dashboard.html"  # k6's web-dashboard export (web_dashboard_export: true)
 
     def __init__(self, path: Path) -> None:
