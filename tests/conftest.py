@@ -163,7 +163,7 @@ def pg15():  # type: ignore[no-untyped-def]
     """A PostgreSQL 15 cluster with pg_stat_statements preloaded, for the session
     (tests/pg15.py); skipped where it cannot start, failed under CI=true or
     ORCH_FAIL_ON_SKIP=1."""
-    from pg15 import ClusterUnavailable, start_cluster
+    from tests.pg15 import ClusterUnavailable, start_cluster
 
     try:
         cluster = start_cluster(free_port())

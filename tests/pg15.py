@@ -8,6 +8,7 @@ refuses to run as root), and stopped by the PID in its ``postmaster.pid``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -38,10 +39,8 @@ class Cluster:
 
     def stop(self) -> None:
         """Fast shutdown (SIGINT to the postmaster), then remove the folder."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGINT)
-        except ProcessLookupError:
-            pass
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -73,7 +72,7 @@ def start_cluster(port: int) -> Cluster:
         shutil.chown(root, "postgres", "postgres")
         shutil.chown(sockets, "postgres", "postgres")
     run = dict(capture_output=True, text=True, timeout=120, check=False)
-    init = subprocess.run(  # noqa: S603 - a fixed binary and our own arguments
+    init = subprocess.run(  # a fixed binary, our own arguments
         _as_postgres([str(BIN / "initdb"), "-D", str(data), "-U", "postgres",
                       "--auth=trust", "--no-sync", "-E", "UTF8"]), **run,  # type: ignore[call-overload]
     )  # fmt: skip
@@ -85,7 +84,7 @@ def start_cluster(port: int) -> Cluster:
         "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=top "
         "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=40"
     )
-    start = subprocess.run(  # noqa: S603
+    start = subprocess.run(
         _as_postgres([str(BIN / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w",
                       "-t", "60", "-o", options, "start"]), **run,  # type: ignore[call-overload]
     )  # fmt: skip

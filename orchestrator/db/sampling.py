@@ -41,7 +41,10 @@ TOP_STATEMENTS = 20
 APPLICATION_NAME = "orch-db-sampler"
 # statements of the sampler itself, and utility statements, are not the product's queries
 # (a PostgreSQL regular expression: \y is a word boundary)
-_OWN_QUERY = r"(pg_stat_|pg_locks|pg_settings|pg_index|^\s*(SET|SHOW|BEGIN|COMMIT|ROLLBACK)\y)"
+_OWN_QUERY = (
+    r"(pg_stat_|pg_locks|pg_extension|current_setting|pg_index|"
+    r"^\s*(SET|SHOW|BEGIN|COMMIT|ROLLBACK)\y)"
+)
 
 _CONNECTIONS = """
 SELECT coalesce(state, 'unknown') AS state, count(*)
@@ -54,10 +57,13 @@ _CACHE = """
 SELECT coalesce(blks_hit, 0), coalesce(blks_read, 0)
 FROM pg_stat_database WHERE datname = current_database()
 """
+# live rows: the planner's count (reltuples, set by VACUUM and ANALYZE) where there is one;
+# n_live_tup can count a bulk load twice when VACUUM reports before the load's statistics
 _TABLES = """
-SELECT schemaname || '.' || relname, coalesce(seq_scan, 0), coalesce(seq_tup_read, 0),
-       coalesce(idx_scan, 0), coalesce(n_live_tup, 0)
-FROM pg_stat_user_tables
+SELECT t.schemaname || '.' || t.relname, coalesce(t.seq_scan, 0), coalesce(t.seq_tup_read, 0),
+       coalesce(t.idx_scan, 0),
+       CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint ELSE coalesce(t.n_live_tup, 0) END
+FROM pg_stat_user_tables t JOIN pg_class c ON c.oid = t.relid
 """
 _STATEMENTS = f"""
 SELECT s.queryid::text || ':' || s.userid::text, s.query, s.calls, s.total_exec_time, s.rows

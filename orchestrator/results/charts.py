@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from orchestrator.results.database import DatabaseFigures
     from orchestrator.results.ingest import RawAggregates
     from orchestrator.results.model import EndpointFigures, ResultsDocument, ThresholdRow
 
@@ -271,6 +272,70 @@ def latency_histogram(
     _save(fig, path)
 
 
+def database_during_load(
+    agg: RawAggregates | None, database: DatabaseFigures, path: Path
+) -> None:
+    """Latency, the database's connections and locks, and its scans and cache hit ratio,
+    on one time axis (seconds since the first request)."""
+    fig, (lat, conns, scans) = _figure(rows=3, height=8.5)
+    fig.suptitle("The database during the load (one time axis)", fontsize=14, x=0.01, ha="left")
+    points = database.series
+    origin = agg.first_ts if agg is not None and agg.first_ts is not None else (
+        float(points[0].t) - float(database.interval_s or 0) if points else 0.0
+    )
+    buckets = [b for b in (agg.buckets if agg else []) if b.p95 is not None]
+    if agg is not None and buckets:
+        t = [b.t + agg.bucket_s / 2 for b in buckets]
+        lat.plot(t, [b.p95 or 0.0 for b in buckets], color=ORANGE, linewidth=1.8, label="p95")
+        lat.plot(t, [b.p50 or 0.0 for b in buckets], color=BLUE, linewidth=1.8, label="p50")
+        lat.set_ylabel("latency (ms)")
+        lat.set_ylim(0, max(b.p95 or 0.0 for b in buckets) * 1.3 or 1.0)
+        lat.legend(loc="upper left", frameon=False, ncols=2)
+    else:
+        _no_data(lat, "No latency points")
+    if not points:
+        _no_data(conns, "No database samples: fewer than two were taken")
+        _no_data(scans, "No scans without two samples")
+    else:
+        # each point is an interval ending at its time: its line starts where it began
+        first = float(points[0].t) - origin - float(database.interval_s or 0)
+        t = [max(first, 0.0)] + [float(p.t) - origin for p in points]
+        points = [points[0], *points]
+        conns.step(t, [p.connections for p in points], where="pre", color=BLUE,
+                   label="client connections")  # fmt: skip
+        conns.step(t, [p.active for p in points], where="pre", color=GREEN, label="active")
+        conns.step(t, [p.waiting_locks for p in points], where="pre", color=RED,
+                   label="lock requests waiting")  # fmt: skip
+        limit = database.connections.limit
+        if limit and database.connections.peak >= limit / 2:
+            conns.axhline(limit, color="black", linestyle="--", label=f"limit ({limit})")
+        conns.set_ylabel("connections")
+        conns.set_ylim(0, max(max(p.connections for p in points), 1) * 1.4)
+        conns.yaxis.set_major_locator(_integer_ticks())
+        conns.legend(loc="upper left", frameon=False, ncols=4)
+        scans.step(t, [p.seq_scans for p in points], where="pre", color=RED,
+                   label="sequential scans")  # fmt: skip
+        scans.step(t, [p.index_scans for p in points], where="pre", color=BLUE,
+                   label="index scans")  # fmt: skip
+        scans.set_ylabel("scans per interval")
+        scans.set_ylim(0, max(max(max(p.seq_scans, p.index_scans) for p in points), 1) * 1.4)
+        ratio = scans.twinx()
+        ratio.plot(t, [float("nan") if p.cache_hit_ratio is None else p.cache_hit_ratio
+                       for p in points], color=PURPLE, linestyle=":",
+                   label="cache hit ratio")  # fmt: skip
+        ratio.set_ylim(0, 1.4)
+        ratio.set_ylabel("cache hit ratio")
+        handles = scans.get_legend_handles_labels()
+        extra = ratio.get_legend_handles_labels()
+        scans.legend(handles[0] + extra[0], handles[1] + extra[1], loc="upper left",
+                     frameon=False, ncols=3)  # fmt: skip
+    end = max([float(p.t) - origin for p in points] + [b.t + 1 for b in buckets] + [1.0])
+    for ax in (lat, conns, scans):
+        ax.set_xlim(0, end)
+    scans.set_xlabel("time since the first request (s)")
+    _save(fig, path)
+
+
 def _short(name: str, width: int = 42) -> str:
     return name if len(name) <= width else "…" + name[-(width - 1) :]
 
@@ -355,5 +420,9 @@ def render_charts(
             ),
         ),
     ]
+    if results.database is not None and results.database.samples:
+        charts.append(Chart("database", "The database during the load",
+                            f"{CHART_DIR}/database.png"))  # fmt: skip
+        jobs.append((database_during_load, (agg, results.database, run_dir / charts[-1].file)))
     _draw(jobs)
     return charts

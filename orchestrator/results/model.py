@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model
 from pydantic import ValidationError as _ValidationError
 
 from orchestrator.core import ConfigError, Outcome
+from orchestrator.results.database import DatabaseFigures
 
 SCHEMA_VERSION = 1
 # int or float, kept as given (pydantic's smart union does not turn 3 into 3.0)
@@ -276,6 +277,7 @@ class ResultsDocument(_Part):
     checks_source: str | None = None
     delivery: Delivery = Delivery()
     load_generator: LoadGenerator | None = None
+    database: DatabaseFigures | None = None  # the database during the load (database.json)
     charts: list[ChartEntry] = []
     notes: list[str] = []
 

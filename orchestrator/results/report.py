@@ -18,6 +18,7 @@ from typing import Any
 from orchestrator import __version__
 from orchestrator.core import TEMPLATES_DIR, ConfigError, ExitCode, Outcome, SetupError
 from orchestrator.results.charts import render_charts
+from orchestrator.results.database import read_database
 from orchestrator.results.delivery import judge_outcome
 from orchestrator.results.figures import (
     build_results,
@@ -209,6 +210,7 @@ def build_report(run_dir: Path, *, raw_file: Path | None = None) -> ReportResult
     if judged is not None:
         results.run.outcome, results.run.exit_code = judged[0], int(judged[1])
     notes += delivery_notes(results)
+    results.database = read_database(folder.path / RunFolder.DATABASE)
     skipped = dict(agg.skipped) if agg else {}
     if skipped.get("malformed_lines"):
         notes.append(
