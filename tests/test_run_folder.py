@@ -18,6 +18,13 @@ from test_report import make_run_dir
 
 from orchestrator.core import ConfigError, Outcome
 from orchestrator.results import build_junit, build_report
+from orchestrator.results.database import (
+    DatabaseConnections,
+    DatabaseFigures,
+    DatabasePoint,
+    DatabaseQuery,
+    TableScans,
+)
 from orchestrator.results.model import (
     ChartEntry,
     CheckFigures,
@@ -61,6 +68,11 @@ RESULTS_SECTIONS: dict[str, type[BaseModel]] = {
     "delivery": Delivery,
     "scenarios": ScenarioDelivery,
     "load_generator": LoadGenerator,
+    "database": DatabaseFigures,
+    "connections": DatabaseConnections,
+    "database queries": DatabaseQuery,
+    "database tables": TableScans,
+    "series": DatabasePoint,
     "charts": ChartEntry,
 }
 
