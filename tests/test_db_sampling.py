@@ -196,3 +196,53 @@ def test_filter_columns_are_read_from_the_query_text() -> None:
     assert filter_columns("public.invoices", queries) == []
 
 
+
+
+UNREACHABLE = """\
+defaults: {{environment: local}}
+environments:
+  local: {{kind: local, base_url: "http://127.0.0.1:9", database_url: "{local}"}}
+  staging: {{kind: staging, base_url: "http://127.0.0.1:9", database_url: "{staging}"}}
+  production: {{kind: production, base_url: "http://127.0.0.9:9",
+                database_url: "postgresql://u@127.0.0.9:5432/prod"}}
+scenarios: {{}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("environment", "said"),
+    [
+        ("local", "not sampled: refusing to sample the database during the load: the local "
+                  "environment 'local' names db.example.com"),
+        ("production", "not sampled: refusing to sample the database during the load"),
+        ("staging", "the database was not sampled: cannot reach the database at "
+                    "u@127.0.0.1:{port}/x"),
+    ],
+)
+def test_a_database_that_cannot_be_sampled_is_said_in_the_report(
+    tmp_path: Path, environment: str, said: str
+) -> None:
+    from orchestrator.config import load_config
+    from orchestrator.db import database_watch
+    from orchestrator.results import ResultsDocument
+    from orchestrator.results.database import read_database
+    from orchestrator.results.report import render_markdown
+    from tests.conftest import free_port
+
+    port = free_port()  # nothing listens there
+    config = tmp_path / "orch.yaml"
+    config.write_text(UNREACHABLE.format(
+        local="postgresql://u@db.example.com:5432/x", staging=f"postgresql://u:pw@127.0.0.1:{port}/x"
+    ))  # fmt: skip
+    out, echoed = tmp_path / "database.json", []
+    with database_watch(load_config(str(config)), environment, out, echoed.append):
+        pass
+
+    figures = read_database(out)
+    assert figures is not None and figures.samples == 0
+    assert figures.notes[0].startswith(said.format(port=port)), figures.notes
+    assert "pw" not in out.read_text()
+    report = render_markdown(ResultsDocument(database=figures))
+    assert "The database was not sampled (see below)." in report
+    assert "### Queries that got slower under load" not in report
+    assert f"- {figures.notes[0]}" in report
