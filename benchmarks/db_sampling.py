@@ -4,8 +4,9 @@ without it, the same load alternating, several rounds.
 A throw-away PostgreSQL 15 with pg_stat_statements (tests/pg15.py), a loopback service
 that looks customers up by an indexed e-mail (tests/db_service.py: one query of about
 0.1 ms, so that any cost of the sampler would show), and `orch run` at a constant arrival
-rate with `database.sample_interval_s` 0 (off), 5 (the default) and 1, in turn. Prints
-the median p50/p95/mean latency of each setting and the server time of one sample.
+rate with `database.sample_interval_s` 0 (off), 5 (the default) and 1, in turn (each in
+each position, round by round). Prints the median p50/p95/mean latency of each setting,
+the time of one sample, and the per-round differences against no sampling.
 
     python benchmarks/db_sampling.py [--rounds 3] [--rate 100] [--duration 8s]
 """
@@ -84,6 +85,9 @@ def one_run(root: Path, interval: float, base_url: str, database_url: str, args:
     assert doc.overall is not None
     lat = doc.overall.latency_ms
     cost = doc.database.sample_cost_ms if doc.database else None
+    if interval > 0 and cost is None:
+        notes = doc.database.notes if doc.database else ["no database.json"]
+        raise SystemExit(f"the database was not sampled in {run_dir}: {notes}")
     shutil.rmtree(run_dir)
     return {"p50": lat.p50, "p95": lat.p95, "avg": lat.avg, "sample_ms": cost}
 
@@ -105,7 +109,8 @@ def main_() -> None:
         seen: dict[float, list[dict[str, float | None]]] = {s: [] for s in settings}
         with customer_service(cluster.url()) as service:
             for round_ in range(args.rounds):
-                for interval in settings:
+                shift = round_ % len(settings)  # each setting in each position, in turn
+                for interval in settings[shift:] + settings[:shift]:
                     figures = one_run(root, interval, service.url, cluster.url(), args)
                     seen[interval].append(figures)
                     print(f"round {round_ + 1} interval {interval:g}: {json.dumps(figures)}")
@@ -121,6 +126,13 @@ def main_() -> None:
             name = "off" if interval == 0 else f"every {interval:g} s"
             print(f"{name:>12} {med('p50'):8.3f} {med('p95'):8.3f} {med('avg'):8.3f} "
                   f"{med('sample_ms'):12.2f}")  # fmt: skip
+        print("\npaired by round, against off (median difference, and the rounds' range):")
+        for interval in settings[1:]:
+            for key in ("p50", "p95"):
+                diffs = sorted(float(on[key] or 0) - float(off[key] or 0)
+                               for on, off in zip(seen[interval], seen[0.0], strict=True))
+                print(f"  every {interval:g} s {key}: {statistics.median(diffs):+.3f} ms "
+                      f"({diffs[0]:+.3f} .. {diffs[-1]:+.3f})")  # fmt: skip
     finally:
         cluster.stop()
         shutil.rmtree(root, ignore_errors=True)

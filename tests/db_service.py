@@ -1,6 +1,7 @@
 """A small HTTP service on loopback backed by a real PostgreSQL: ``GET /customer?email=…``
 looks a customer up by e-mail (``SELECT … FROM customers WHERE email = %s``), one
-database connection per serving thread. Loaded by orch in tests/test_db_sampling.py.
+database connection per HTTP connection (each is served by its own thread). Loaded by
+orch in tests/test_db_sampling.py and benchmarks/db_sampling.py.
 """
 
 from __future__ import annotations
@@ -44,6 +45,16 @@ class CustomerService(ThreadingHTTPServer):
                 self._connections.append(conn)
         return conn
 
+    def release(self) -> None:
+        """Close this thread's connection (its HTTP connection has ended)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            self._local.conn = None
+            with self._lock:
+                self._connections.remove(conn)
+            with contextlib.suppress(Exception):
+                conn.close()
+
     def close_connections(self) -> None:
         with self._lock:
             for conn in self._connections:
@@ -67,6 +78,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": "no such customer"})
         else:
             self._send(200, {"id": row[0], "name": row[1]})
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.release()
 
     def _send(self, status: int, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()
