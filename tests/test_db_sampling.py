@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -246,3 +247,52 @@ def test_a_database_that_cannot_be_sampled_is_said_in_the_report(
     assert "The database was not sampled (see below)." in report
     assert "### Queries that got slower under load" not in report
     assert f"- {figures.notes[0]}" in report
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_connections_near_the_limit_are_reported(shop: str, tmp_path: Path) -> None:
+    from orchestrator.db import DatabaseSampler
+    from orchestrator.results import ResultsDocument
+    from orchestrator.results.database import read_database
+    from orchestrator.results.report import render_markdown
+
+    held = [psycopg.connect(shop, autocommit=True) for _ in range(31)]  # no service here
+    try:
+        held[0].execute("BEGIN")
+        held[0].execute("SELECT count(*) FROM customers")  # one idle in transaction
+        sampler = DatabaseSampler(shop, 0.5, tmp_path / "database.json")
+        sampler.start()
+        threading.Event().wait(1.2)
+        sampler.stop()
+    finally:
+        for conn in held:
+            conn.close()
+
+    figures = read_database(tmp_path / "database.json")
+    assert figures is not None and figures.samples >= 3
+    c = figures.connections
+    assert (c.max_connections, c.reserved_connections, c.limit) == (40, 3, 37)
+    assert c.peak == 31 and c.peak_idle_in_transaction == 1 and c.near_limit is True
+    report = render_markdown(ResultsDocument(database=figures))
+    assert "**Yes: 31 client connections at the peak, 83.8 % of the 37 allowed**" in report
+
+
+def test_a_query_is_slower_from_one_and_a_half_times_its_mean_before() -> None:
+    from orchestrator.results.database import database_figures
+
+    def row(query: str, mean: float, before: float | None) -> dict[str, object]:
+        return {"query": query, "calls": 10, "total_ms": 10 * mean, "mean_ms": mean,
+                "calls_before": 5 if before is not None else 0, "mean_before_ms": before}
+
+    figures = database_figures({"statements": [
+        row("a", 3.0, 2.0),  # 1.5 times: slower
+        row("b", 2.9, 2.0),  # 1.45 times: not
+        row("c", 0.9, 0.3),  # 3 times but under 1 ms: not
+        row("d", 5.0, None),  # 5 ms without a before: slower
+        row("e", 4.9, None),  # not
+    ]})  # fmt: skip
+    assert [(q.query, q.why) for q in figures.slower_queries] == [
+        ("a", "1.5× its mean before the run"),
+        ("d", "mean ≥ 5 ms under load (not run before)"),
+    ]

@@ -306,7 +306,8 @@ def database_watch(
         )
     except OrchError as exc:
         echo(f"warning: the database is not sampled: {exc.message}")
-        out.write_text(json.dumps({"notes": [f"not sampled: {exc.message}"]}) + "\n")
+        with contextlib.suppress(OSError):  # the report then has no database section
+            out.write_text(json.dumps({"notes": [f"not sampled: {exc.message}"]}) + "\n")
         yield None
         return
     sampler = DatabaseSampler(url, interval, out)
