@@ -45,6 +45,12 @@ def make_project(
         scenario["profiles"]["smoke"]["duration"] = SMOKE_SECONDS
     if edit is not None:
         edit(data)
+    # a mix whose scenarios the edit removed goes too (the config would be refused)
+    data["mixes"] = {
+        name: mix
+        for name, mix in (data.get("mixes") or {}).items()
+        if all((f or {}).get("scenario", k) in data["scenarios"] for k, f in mix["flows"].items())
+    }
     config = root / "orch.yaml"
     config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return config

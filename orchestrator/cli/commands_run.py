@@ -73,9 +73,12 @@ def render(
 
 
 @click.command()
-@click.argument("scenario")
+@click.argument("scenario", required=False)
 @env_option
 @click.option("--profile", default=None, help="Load profile (default: the scenario's).")
+@click.option(
+    "--mix", default=None, help="Run a mix of orch.yaml (several flows at once) instead."
+)
 @click.option(
     "--runner",
     type=click.Choice(["auto", "native", "docker", "k8s"]),
@@ -102,7 +105,8 @@ def render(
 )
 @config_option
 def run(config_file: str | None, env_name: str | None, no_report: bool, **options: Any) -> None:
-    """Run SCENARIO with k6 into a new folder under results/, then report on it.
+    """Run SCENARIO (or a mix: --mix NAME) with k6 into a new folder under results/, then
+    report on it.
 
     Exits 0 when every threshold held, 99 when one was crossed, 8 when it regressed
     against its baseline (--against-baseline; 99 wins over 8). See the README's exit
@@ -113,6 +117,8 @@ def run(config_file: str | None, env_name: str | None, no_report: bool, **option
         orch run linkedin-scrape                 # local sandbox, default profile
 
         orch run linkedin-scrape --env staging --profile load
+
+        orch run --mix peak-hour                 # linkedin, email and enrichment at once
     """
     # lazy: keeps --help fast
     from orchestrator.execution import RunRequest, run_scenario

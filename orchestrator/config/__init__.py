@@ -33,6 +33,7 @@ from orchestrator.config.model import (
     ClaudeTier,
     Environment,
     LoadProfile,
+    Mix,
     OrchConfig,
     RegressionSettings,
     ResolvedRun,
@@ -43,7 +44,7 @@ from orchestrator.config.model import (
     is_test_domain,
     load_config,
 )
-from orchestrator.config.resolve import resolve_run
+from orchestrator.config.resolve import flow_metric_key, resolve_mix, resolve_run
 from orchestrator.config.sandbox_settings import (
     ENDPOINT_NAMES,
     ENRICHMENT_ROUTES,
@@ -72,6 +73,7 @@ __all__ = [
     "EndpointSpec",
     "Environment",
     "LoadProfile",
+    "Mix",
     "OrchConfig",
     "Production",
     "Redactor",
@@ -83,6 +85,7 @@ __all__ = [
     "config_path",
     "env_refs",
     "expand_env_refs",
+    "flow_metric_key",
     "guard_database_target",
     "guard_environment",
     "guard_run",
@@ -97,6 +100,7 @@ __all__ = [
     "planned_seconds",
     "redact_url",
     "refuse_production_kind",
+    "resolve_mix",
     "resolve_run",
     "sandbox_provided_variable",
     "settings_from_mapping",

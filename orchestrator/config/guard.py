@@ -63,8 +63,11 @@ def guard_environment(
 
 
 def guard_run(config: Any, run: Any, action: str) -> EgressPolicy:
-    """The policy of a resolved run (`config.ResolvedRun`), its targets and variables checked."""
+    """The policy of a resolved run (`config.ResolvedRun`), its targets and variables checked
+    (a mix's: every flow's)."""
     policy = guard_environment(config, run.environment_name, action)
+    for flow in run.flows:
+        guard_run(config, flow, action)
     check_written_targets(
         policy,
         action,

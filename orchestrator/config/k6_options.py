@@ -97,7 +97,11 @@ def max_vus(options: dict[str, Any]) -> int | None:
 
     Arrival-rate executors: ``maxVUs`` (default ``preAllocatedVUs``); ``ramping-vus``: the
     largest of ``startVUs`` and the stage targets; the others: ``vus`` (and ``maxVUs``).
+    Several k6 scenarios by name (a mix): the sum of theirs.
     """
+    if "executor" not in options:
+        each = [max_vus(v) for v in options.values() if isinstance(v, dict) and "executor" in v]
+        return sum(v for v in each if v) if any(each) else None
     executor = options.get("executor")
     if executor in ARRIVAL_RATE_EXECUTORS:
         keys = ["maxVUs", "preAllocatedVUs"]
@@ -114,7 +118,15 @@ def max_vus(options: dict[str, Any]) -> int | None:
 
 def planned_seconds(options: dict[str, Any]) -> float | None:
     """How long a k6 scenario is planned to last (from ``startTime``), or None when it ends
-    by iterations instead."""
+    by iterations instead. Several k6 scenarios by name (a mix): the longest (None when one
+    of them ends by iterations)."""
+    if "executor" not in options:
+        each = [
+            planned_seconds(v) for v in options.values() if isinstance(v, dict) and "executor" in v
+        ]
+        if not each or any(v is None for v in each):
+            return None
+        return max(v for v in each if v is not None)
     start = parse_duration(options.get("startTime", 0))
     if "duration" in options:
         return start + parse_duration(options["duration"])

@@ -152,6 +152,59 @@ class Scenario(_Strict):
         return self
 
 
+# A flow's name is its k6 scenario's name (letters, digits, '_' and '-', as k6 takes them).
+_FLOW_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Keys of a mix's flow that are orch's; the others are k6 scenario options over the profile.
+FLOW_KEYS = ("scenario", "profile", "description")
+
+
+class MixFlow(BaseModel):
+    """One flow of a mix: a scenario with a profile, and k6 options over it (``rate``,
+    ``executor``, ``startTime``, …)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    scenario: str | None = Field(default=None, description="the scenario (default: the key)")
+    profile: str | None = Field(default=None, description="its profile (default: its default)")
+    description: str = ""
+
+    def overrides(self) -> dict[str, Any]:
+        """The k6 scenario options written on the flow, over its profile's."""
+        return dict(self.__pydantic_extra__ or {})
+
+
+class Mix(_Strict):
+    """Several scenarios in one k6 run, each a flow with its own profile (orch run --mix)."""
+
+    description: str = ""
+    flows: dict[str, MixFlow] = Field(min_length=1)
+    thresholds: dict[str, list[ThresholdSpec]] = Field(
+        default_factory=dict, description="thresholds on the whole mix (every flow's load)"
+    )
+    delivery: DeliverySetting = None
+
+    _delivery = field_validator("delivery", mode="before")(check_delivery)
+
+    @field_validator("flows")
+    @classmethod
+    def _flow_names(cls, value: dict[str, MixFlow]) -> dict[str, MixFlow]:
+        for name in value:
+            if not _FLOW_NAME.match(name):
+                raise ValueError(
+                    f"flow name {name!r}: use letters, digits, '_' and '-' (it names a k6 "
+                    "scenario and its flow tag)"
+                )
+        execs = [flow_exec_name(name) for name in value]
+        if len(set(execs)) != len(execs):
+            raise ValueError("two flow names differ only by '-' against '_'; rename one")
+        return value
+
+
+def flow_exec_name(flow: str) -> str:
+    """The name of the function a flow's k6 scenario executes (``exec``)."""
+    return "flow_" + re.sub(r"[^A-Za-z0-9_]", "_", flow)
+
+
 def _check_places(values: list[str], what: str) -> list[str]:
     """Hosts, URLs, IPs or CIDRs (``${VAR}`` values are checked when they are read)."""
     for index, value in enumerate(values):
@@ -404,6 +457,9 @@ class OrchConfig(_Strict):
     production: ProductionDeclaration = Field(default_factory=ProductionDeclaration)
     test_users: TestUserSettings = Field(default_factory=lambda: TestUserSettings())
     regression: RegressionSettings = Field(default_factory=RegressionSettings)
+    mixes: dict[str, Mix] = Field(
+        default_factory=dict, description="several scenarios in one k6 run (orch run --mix)"
+    )
 
     # Set by the loader, not by the file.
     source: Path = Field(default=Path("orch.yaml"), exclude=True)
@@ -449,6 +505,48 @@ class OrchConfig(_Strict):
             raise ValueError("\n  ".join(found))
         return self
 
+    @model_validator(mode="after")
+    def _mix_flows(self) -> OrchConfig:
+        """Each flow names a scenario and one of its profiles, and its k6 options over that
+        profile make a valid profile; a mix is not named like a scenario."""
+        found: list[str] = []
+        for mix_name, mix in self.mixes.items():
+            if mix_name in self.scenarios:
+                found.append(f"mixes.{mix_name}: a scenario has that name; rename the mix")
+            for flow_name, flow in mix.flows.items():
+                where = f"mixes.{mix_name}.flows.{flow_name}"
+                scenario = self.scenarios.get(flow.scenario or flow_name)
+                if scenario is None:
+                    found.append(
+                        f"{where}: no scenario {flow.scenario or flow_name!r} (declared: "
+                        f"{', '.join(self.scenarios)}); set scenario: NAME"
+                    )
+                    continue
+                profile = flow.profile or scenario.default_profile
+                if profile not in scenario.profiles:
+                    found.append(
+                        f"{where}.profile: {profile!r} is not a profile of "
+                        f"{flow.scenario or flow_name!r} ({', '.join(scenario.profiles)})"
+                    )
+                    continue
+                try:
+                    flow_profile(scenario.profiles[profile], flow)
+                except ValidationError as exc:
+                    found += [f"{path}: {message}" for path, message in problems(exc, where)]
+        if found:
+            raise ValueError("\n  ".join(found))
+        return self
+
+    def mix(self, name: str) -> Mix:
+        """The named mix, or a ConfigError listing the declared ones."""
+        try:
+            return self.mixes[name]
+        except KeyError:
+            raise ConfigError(
+                f"unknown mix {name!r} in {self.source}; "
+                f"choose one of: {', '.join(self.mixes) or 'none declared (add mixes:)'}"
+            ) from None
+
     def production_hosts(self) -> Production:
         """Everything this config declares as production (``${VAR}`` read now)."""
         return production_of(self)
@@ -490,8 +588,26 @@ class OrchConfig(_Strict):
             ) from None
 
 
+def flow_profile(profile: LoadProfile, flow: MixFlow) -> LoadProfile:
+    """A flow's profile: the named profile with the flow's k6 options over it (another
+    executor replaces the profile's options instead)."""
+    overrides = flow.overrides()
+    if not overrides:
+        return profile
+    base = profile.model_dump()
+    if overrides.get("executor", base["executor"]) != base["executor"]:
+        base = {k: base[k] for k in ("description", "thresholds", "delivery", "startTime")
+                if k in base}
+    return LoadProfile.model_validate({**base, **overrides})
+
+
 class ResolvedRun(BaseModel):
-    """One scenario, one environment, one profile: everything rendering and running need."""
+    """One scenario, one environment, one profile: everything rendering and running need.
+
+    A mix is a run whose ``flows`` are the resolved runs of its flows (``flow_name`` set
+    on each); its own ``profile`` is its first flow's and stands for none of them: use
+    :meth:`load_profile`.
+    """
 
     scenario_name: str
     environment_name: str
@@ -505,6 +621,25 @@ class ResolvedRun(BaseModel):
     thresholds: dict[str, list[ThresholdSpec]]
     secret_env: dict[str, str] = Field(repr=False)  # k6 name -> value; never written anywhere
     outputs: list[ResolvedOutput] = Field(default_factory=list, repr=False)  # k6's own outputs
+    flows: list[ResolvedRun] = Field(default_factory=list)  # a mix's flows, else none
+    flow_name: str | None = None  # set on each flow of a mix
+
+    @property
+    def is_mix(self) -> bool:
+        return bool(self.flows)
+
+    def flow_options(self) -> dict[str, Any]:
+        """A flow's k6 scenario: its profile, the function it runs, its ``flow`` tag."""
+        assert self.flow_name is not None
+        options = self.profile.k6_options()
+        tags = {**self.scenario.tags, **(options.get("tags") or {}), "flow": self.flow_name}
+        return {**options, "exec": flow_exec_name(self.flow_name), "tags": tags}
+
+    def load_profile(self) -> dict[str, Any]:
+        """What k6 runs: one scenario's options, or a mix's k6 scenarios by flow name."""
+        if self.flows:
+            return {flow.flow_name or "": flow.flow_options() for flow in self.flows}
+        return self.profile.k6_options()
 
     def secret_values(self) -> list[str]:
         """Every secret value of this run (the k6 secrets and the outputs'), for redaction."""
@@ -517,6 +652,19 @@ class ResolvedRun(BaseModel):
 
     def public_summary(self) -> dict[str, Any]:
         """The resolved configuration with secrets named but not shown."""
+        if self.flows:
+            return {
+                "mix": self.scenario_name,
+                "description": self.scenario.description,
+                "environment": self.environment_name,
+                "environment_kind": self.environment.kind,
+                "base_url": self.base_url,
+                "n8n_base_url": self.n8n_base_url,
+                "load_profile": self.load_profile(),
+                "thresholds": self.thresholds,
+                "secrets": {name: "***" for name in self.secret_env},
+                "flows": {f.flow_name: f.public_summary() for f in self.flows},
+            }
         return {
             "scenario": self.scenario_name,
             "environment": self.environment_name,

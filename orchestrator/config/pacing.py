@@ -80,8 +80,9 @@ def _number(run: ResolvedRun, name: str, default: float, low: float, high: float
     return float(value)
 
 
-def apply_claude_pacing(config: OrchConfig, run: ResolvedRun) -> ResolvedRun:
-    """``run`` with its load profile capped by its ``claude_tier`` (unchanged without one)."""
+def apply_claude_pacing(config: OrchConfig, run: ResolvedRun, share: int = 1) -> ResolvedRun:
+    """``run`` with its load profile capped by its ``claude_tier`` (unchanged without one);
+    ``share``: the tier's rate is shared by that many flows of a mix."""
     name = run.vars.get("claude_tier")
     if not name:
         return run
@@ -95,7 +96,7 @@ def apply_claude_pacing(config: OrchConfig, run: ResolvedRun) -> ResolvedRun:
     tokens_in = _number(run, TOKENS_IN_VAR, 0, 0, 10_000_000)
     tokens_out = _number(run, TOKENS_OUT_VAR, 0, 0, 10_000_000)
     headroom = _number(run, HEADROOM_VAR, 1.0, 0.01, 1.0)
-    cap = allowed_per_minute(tier, tokens_in, tokens_out, headroom)
+    cap = allowed_per_minute(tier, tokens_in, tokens_out, headroom) // max(share, 1)
     if cap < 1:
         raise ConfigError(
             f"Claude tier {name!r} allows less than one request per minute at "
@@ -116,12 +117,13 @@ def apply_claude_pacing(config: OrchConfig, run: ResolvedRun) -> ResolvedRun:
     return run.model_copy(update={"profile": profile, "vars": paced_vars})
 
 
-def apply_production_n8n_cap(run: ResolvedRun) -> ResolvedRun:
+def apply_production_n8n_cap(run: ResolvedRun, share: int = 1) -> ResolvedRun:
     """``run`` with its arrival rate capped at its environment's production-N8N cap, when it
     sends to the production N8N (unchanged otherwise).
 
     Each iteration of a scenario that targets N8N is one webhook call, so the cap is on the
-    arrival rate. A VU-based executor cannot be capped that way and is refused.
+    arrival rate. A VU-based executor cannot be capped that way and is refused. ``share``:
+    the cap is shared by that many flows of a mix.
     """
     shared = run.environment.production_n8n
     if shared is None or shared.max_requests_per_second is None:
@@ -136,7 +138,7 @@ def apply_production_n8n_cap(run: ResolvedRun) -> ResolvedRun:
             f"only an arrival-rate executor (constant-arrival-rate, ramping-arrival-rate) can "
             f"be held to that cap"
         )
-    cap = math.floor(shared.max_requests_per_second * 60)
+    cap = math.floor(shared.max_requests_per_second * 60 / max(share, 1))
     capped, _pace, lowered = cap_profile(options, max(cap, 1))
     if not lowered:
         return run

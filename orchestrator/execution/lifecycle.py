@@ -170,7 +170,7 @@ def new_manifest(
         k6_version=k6_version,
         started_at=extra.pop("started_at", None) or iso(utc_now()),
         files=files,
-        load_profile=run.profile.k6_options(),
+        load_profile=run.load_profile(),
         thresholds=run.thresholds,
         target={"base_url": run.base_url, "n8n_base_url": run.n8n_base_url},
         **extra,
@@ -278,7 +278,7 @@ class PreparedRun:
         if not self.test_users:
             return None
         count = len(self.test_users)
-        vus = max_vus(run.profile.k6_options())
+        vus = max_vus(run.load_profile())
         share = f"; {vus} VUs share them, wrapping round" if vus and vus > count else ""
         return f"{count} test users, one per VU{share}"
 

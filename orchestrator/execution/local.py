@@ -119,7 +119,7 @@ class LocalRun(RunLifecycle):
         reserve = SpaceReserve(self.prepared.run_dir)
         self._resources.callback(reserve.release)
         board = ProgressBoard(
-            self.echo, planned_seconds(self._run.profile.k6_options()), len(self.slots)
+            self.echo, planned_seconds(self._run.load_profile()), len(self.slots)
         )
         for slot in self.slots:
             log = self._resources.enter_context(_log_file(slot.run_dir))

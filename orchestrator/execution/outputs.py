@@ -48,7 +48,7 @@ def extra_outputs(run: ResolvedRun) -> ExtraOutputs:
     ]
     files: dict[str, str] = {}
     if run.environment.web_dashboard_export:
-        env.update(dashboard_env(planned_seconds(run.profile.k6_options())))
+        env.update(dashboard_env(planned_seconds(run.load_profile())))
         files["dashboard"] = RunFolder.DASHBOARD
     return ExtraOutputs(args, env, files, notes)
 

@@ -176,7 +176,8 @@ def check_names(run: ResolvedRun) -> None:
 def render_script(
     config: OrchConfig, run: ResolvedRun, out_dir: Path, policy: EgressPolicy | None = None
 ) -> RenderedScript:
-    """Render `run`'s template into ``out_dir`` with the helper modules beside it.
+    """Render `run`'s template into ``out_dir`` with the helper modules beside it (a mix:
+    each flow's module, and the script that runs them as k6 scenarios).
 
     ``policy`` is the environment's allow-list (built here when not given): a script is
     never written without it.
@@ -184,6 +185,70 @@ def render_script(
     if policy is None:
         policy = guard_run(config, run, "render a script")
     check_names(run)
+    files: dict[str, str] = {}
+    if run.flows:
+        for flow in run.flows:
+            check_names(flow)
+            files[flow_module(flow)] = _render_template(config, flow, policy)
+        files[f"{run.scenario_name}.js"] = mix_script(run, policy)
+    else:
+        files[f"{run.scenario_name}.js"] = _render_template(config, run, policy)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        helpers = out_dir / HELPERS_DIR_NAME
+        if config.k6_scripts_dir.is_dir():
+            if helpers.exists():
+                shutil.rmtree(helpers)
+            shutil.copytree(config.k6_scripts_dir, helpers)
+        # LF endings everywhere: k6 in a Linux container reads the same bytes on Windows.
+        for file_name, text in files.items():
+            with open(out_dir / file_name, "w", encoding="utf-8", newline="\n") as handle:
+                handle.write(text)
+    except OSError as exc:
+        raise SetupError(
+            f"cannot write the rendered script to {out_dir}: {exc.strerror}; "
+            f"choose a writable folder"
+        ) from None
+    return RenderedScript(directory=out_dir, script_name=f"{run.scenario_name}.js")
+
+
+def flow_module(flow: ResolvedRun) -> str:
+    """The file of a mix's flow module, beside the mix's script."""
+    return f"{flow.flow_name}.flow.js"
+
+
+def mix_options(run: ResolvedRun, policy: EgressPolicy | None = None) -> dict[str, Any]:
+    """The ``options`` of a mix: one k6 scenario per flow (its profile, ``exec`` and
+    ``flow`` tag), every flow's thresholds on its own samples, the allow-list."""
+    blocked = policy.k6_options() if policy else {}
+    return {
+        **blocked,
+        "scenarios": run.load_profile(),
+        "thresholds": run.thresholds,
+        "summaryTrendStats": ["avg", "min", "med", "max", "p(90)", "p(95)", "p(99)", "count"],
+    }
+
+
+def mix_script(run: ResolvedRun, policy: EgressPolicy) -> str:
+    """The script of a mix: it imports each flow's module and runs its default function
+    as that flow's k6 scenario. Names are checked (flow names, module files); values are
+    JSON literals."""
+    lines = [
+        f"// Rendered by orch: mix {run.scenario_name}, environment {run.environment_name}.",
+        "// One k6 scenario per flow; each runs its scenario's own script (the modules beside).",
+    ]
+    for index, flow in enumerate(run.flows):
+        lines.append(f"import flow{index} from {js_literal('./' + flow_module(flow))};")
+    lines.append("")
+    lines.append(f"export const options = {js_literal(mix_options(run, policy), indent=2)};")
+    for index, flow in enumerate(run.flows):
+        exec_name = flow.flow_options()["exec"]
+        lines += ["", f"export function {exec_name}() {{", f"  flow{index}();", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def _render_template(config: OrchConfig, run: ResolvedRun, policy: EgressPolicy) -> str:
+    """One scenario's template rendered for ``run``, refused if a secret's value shows."""
     env = build_environment(config.templates_dir)
     name = run.scenario.template
     try:
@@ -215,20 +280,4 @@ def render_script(
             f"template {name!r} would write the value of secret(s) {', '.join(leaked)} into "
             f"the script; read secrets from __ENV instead"
         )
-    script_name = f"{run.scenario_name}.js"
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        helpers = out_dir / HELPERS_DIR_NAME
-        if config.k6_scripts_dir.is_dir():
-            if helpers.exists():
-                shutil.rmtree(helpers)
-            shutil.copytree(config.k6_scripts_dir, helpers)
-        # LF endings everywhere: k6 in a Linux container reads the same bytes on Windows.
-        with open(out_dir / script_name, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-    except OSError as exc:
-        raise SetupError(
-            f"cannot write the rendered script to {out_dir}: {exc.strerror}; "
-            f"choose a writable folder"
-        ) from None
-    return RenderedScript(directory=out_dir, script_name=script_name)
+    return text

@@ -10,7 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from orchestrator.config import OrchConfig, guard_run, refuse_production_kind, resolve_run
+from orchestrator.config import (
+    OrchConfig,
+    ResolvedRun,
+    guard_run,
+    refuse_production_kind,
+    resolve_mix,
+    resolve_run,
+)
 from orchestrator.core import ConfigError, ExitCode, Outcome, SetupError
 from orchestrator.execution.docker import DockerRunner
 from orchestrator.execution.k6bin import find_k6
@@ -30,7 +37,7 @@ ACTION = "run a load test"
 class RunRequest:
     """What to run and how: the options of ``orch run``."""
 
-    scenario: str
+    scenario: str | None = None  # a scenario of the config (or ``mix``)
     environment: str | None = None  # default: the config's default environment
     profile: str | None = None  # default: the scenario's default profile
     runner: str | None = None  # auto, native, docker or k8s; default: environment's, config's
@@ -41,6 +48,7 @@ class RunRequest:
     dry_run: bool = False  # with runner k8s: manifests only
     against_baseline: bool = False  # compare with the baseline; exit 8 if regressed
     baseline_file: Path | None = None  # implies against_baseline
+    mix: str | None = None  # a mix of the config instead of a scenario
 
 
 def run_scenario(config: OrchConfig, request: RunRequest, *, echo: Echo) -> RunResult:
@@ -53,7 +61,7 @@ def run_scenario(config: OrchConfig, request: RunRequest, *, echo: Echo) -> RunR
     env_name = request.environment or config.defaults.environment
     # production is refused before anything else, even before its variables are read
     refuse_production_kind(env_name, config.environment(env_name).kind, ACTION)
-    run = resolve_run(config, request.scenario, request.environment, request.profile)
+    run = resolve_request(config, request)
     guard_run(config, run, ACTION)
     against_baseline = request.against_baseline or request.baseline_file is not None
     baseline = None
@@ -85,6 +93,20 @@ def run_scenario(config: OrchConfig, request: RunRequest, *, echo: Echo) -> RunR
         echo=echo,
     )
     return replace(result, exit_code=ExitCode(code))
+
+
+def resolve_request(config: OrchConfig, request: RunRequest) -> ResolvedRun:
+    """The run a request names: a scenario with a profile, or a mix."""
+    if request.mix is not None:
+        if request.scenario is not None or request.profile is not None:
+            raise ConfigError(
+                "--mix runs the mix's flows with their own profiles: leave out SCENARIO and "
+                "--profile"
+            )
+        return resolve_mix(config, request.mix, request.environment)
+    if request.scenario is None:
+        raise ConfigError("name a SCENARIO to run (`orch scenarios` lists them), or --mix NAME")
+    return resolve_run(config, request.scenario, request.environment, request.profile)
 
 
 def _lifecycle(request: RunRequest, choice: str, docker_image: str, echo: Echo) -> RunLifecycle:

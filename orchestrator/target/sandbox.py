@@ -144,10 +144,14 @@ class N8NWorkflows:
     def of_run(cls, run: ResolvedRun, exports: tuple[str, ...] | None = None) -> N8NWorkflows:
         """``exports``, else the one the run's scenario names (resolved against the config),
         with the run's N8N endpoint."""
+        runs = run.flows or [run]  # a mix: every flow's export
         if exports is None:
-            own = run.vars.get(WEBHOOK_EXPORT_VAR)
-            exports = (str(own),) if isinstance(own, str) and own else ()
-        endpoint = str(run.vars.get(N8N_ENDPOINT_VAR) or PRODUCTION_ENDPOINT).strip("/")
+            owns = [r.vars.get(WEBHOOK_EXPORT_VAR) for r in runs]
+            exports = tuple(str(own) for own in owns if isinstance(own, str) and own)
+        endpoint = next(
+            (str(r.vars[N8N_ENDPOINT_VAR]) for r in runs if r.vars.get(N8N_ENDPOINT_VAR)),
+            PRODUCTION_ENDPOINT,
+        ).strip("/")
         return cls(tuple(dict.fromkeys(exports)), endpoint)
 
 
