@@ -15,7 +15,7 @@ from orchestrator.core import Outcome
 @click.command()
 @config_option
 def scenarios(config_file: str | None) -> None:
-    """List the scenarios with their description and load profiles.
+    """List the scenarios with their description and load profiles, then the mixes.
 
     Example:
 
@@ -28,6 +28,13 @@ def scenarios(config_file: str | None) -> None:
         )
         click.echo(f"{name:<20} {scenario.description}")
         click.echo(f"{'':<20} profiles: {profiles}   (* = default)")
+    for name, mix in config.mixes.items():
+        click.echo(f"{name:<20} (mix) {mix.description}")
+        flows = ", ".join(
+            f"{flow}[{spec.profile or config.scenarios[spec.scenario or flow].default_profile}]"
+            for flow, spec in mix.flows.items()
+        )
+        click.echo(f"{'':<20} flows: {flows}   (orch run --mix {name})")
 
 
 @click.command()

@@ -176,7 +176,8 @@ def history(
     scenario: str, env_name: str | None, profile: str | None, from_dir: Path | None,
     out_dir: Path | None, config_file: str | None,
 ) -> None:  # fmt: skip
-    """Draw SCENARIO's p95, throughput and error rate across runs, with a Markdown table.
+    """Draw SCENARIO's (or a mix's) p95, throughput and error rate across runs, with a
+    Markdown table.
 
     Without --env, runs of every environment are included.
 
@@ -189,7 +190,8 @@ def history(
     from orchestrator.regression import collect_history, write_history  # lazy: keeps --help fast
 
     config = load_project(config_file)
-    config.scenario(scenario)  # an unknown scenario is an error naming the known ones
+    if scenario not in config.mixes:  # a mix's runs are kept under its name
+        config.scenario(scenario)  # an unknown scenario is an error naming the known ones
     source = from_dir or config.results_dir
     points = collect_history(source, scenario, env_name, profile)
     if not points:

@@ -201,6 +201,10 @@ def _stable(value: Any) -> Any:
 # --- loading sides ------------------------------------------------------------------------
 
 
+# The rows of a mix's flows, beside its endpoints: ``flow:linkedin-scrape``.
+FLOW_PREFIX = "flow:"
+
+
 def read_results(run_dir: Path) -> ResultsDocument:
     """A run folder's results.json, built first (``orch report``) when it is missing."""
     run_dir = Path(run_dir)
@@ -223,6 +227,9 @@ def figures_by_endpoint(results: ResultsDocument) -> dict[str, dict[str, Any]]:
     for entry in results.endpoints:
         if entry.name and entry.name != OVERALL:
             out[entry.name] = entry.model_dump()
+    for flow in results.flows:  # a mix's flows (k6 scenarios), each as a whole
+        name = FLOW_PREFIX + flow.name
+        out[name] = {**flow.overall.model_dump(), "name": name}
     return out
 
 
@@ -242,6 +249,11 @@ def latency_samples(run_dir: Path, results: ResultsDocument) -> dict[str, np.nda
     samples: dict[str, np.ndarray] = {OVERALL: np.sort(frame["value"].to_numpy(dtype=float))}
     for name, group in frame.groupby("endpoint", sort=True):
         samples[str(name)] = np.sort(group["value"].to_numpy(dtype=float))
+    flows = {flow.name for flow in results.flows}
+    if flows:
+        for name, group in frame.groupby("scenario", sort=True):
+            if str(name) in flows:
+                samples[FLOW_PREFIX + str(name)] = np.sort(group["value"].to_numpy(dtype=float))
     return samples
 
 

@@ -14,7 +14,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from orchestrator.results.delivery import Counts, Rule, build_delivery, load_generator
+from orchestrator.config import parse_duration, planned_seconds
+from orchestrator.results.delivery import (
+    Counts,
+    Rule,
+    build_delivery,
+    k6_scenarios,
+    load_generator,
+)
 from orchestrator.results.ingest import EndpointFigures as RawEndpointFigures
 from orchestrator.results.ingest import RawAggregates
 from orchestrator.results.model import (
@@ -23,6 +30,7 @@ from orchestrator.results.model import (
     Delivery,
     EndpointFigures,
     ErrorGroup,
+    FlowFigures,
     Ingest,
     Latency,
     RateLimits,
@@ -194,6 +202,7 @@ def build_results(
         or (agg.span_s if agg else None)
     )
     rows = threshold_rows(thresholds, summary, agg)
+    delivery = delivery_of(manifest, summary, agg)
     overall = _endpoint_doc(agg.overall, duration) if agg and agg.overall else None
     endpoints = [_endpoint_doc(e, duration) for e in agg.endpoints] if agg else []
     errors = (
@@ -285,10 +294,55 @@ def build_results(
         ),
         checks=checks,
         checks_source=checks_source,
-        delivery=delivery_of(manifest, summary, agg),
+        delivery=delivery,
+        flows=flows_of(agg, rows, delivery, manifest.load_profile, duration),
         load_generator=load_generator(manifest.load_generator),
         charts=[],
     )
+
+
+def flows_of(
+    agg: RawAggregates | None,
+    rows: list[ThresholdRow],
+    delivery: Delivery,
+    load_profile: dict[str, Any] | None,
+    duration_s: float | None,
+) -> list[FlowFigures]:
+    """Each k6 scenario of a run of several (a mix's flows), in the order the run planned
+    them: its figures over the time it was planned to run, its thresholds (those on its
+    ``flow`` or ``scenario`` tag) and its delivery."""
+    if agg is None or not agg.by_scenario:
+        return []
+    planned = k6_scenarios(load_profile, "default")
+    order = [n for n in planned if n in agg.by_scenario]
+    order += sorted(n for n in agg.by_scenario if n not in planned)
+    flows = []
+    for name in order:
+        seconds = _active_seconds(planned.get(name)) or duration_s
+        flows.append(
+            FlowFigures(
+                name=name,
+                overall=_endpoint_doc(agg.by_scenario[name], seconds),
+                endpoints=[_endpoint_doc(e, seconds) for e in agg.scenario_endpoints.get(name, [])],
+                thresholds=[
+                    r for r in rows if name in (r.tags.get("flow"), r.tags.get("scenario"))
+                ],
+                delivery=next((d for d in delivery.scenarios if d.name == name), None),
+            )
+        )
+    return flows
+
+
+def _active_seconds(options: dict[str, Any] | None) -> float | None:
+    """How long a k6 scenario was planned to send load (its start time left out)."""
+    if not options:
+        return None
+    try:
+        total = planned_seconds(options)
+        start = parse_duration(options.get("startTime", 0))
+    except ValueError:
+        return None
+    return total - start if total is not None and total > start else None
 
 
 def delivery_of(

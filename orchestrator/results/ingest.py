@@ -167,6 +167,10 @@ class RawAggregates:
     histogram_underflow: int = 0
     measured: dict[tuple[str, str], float | None] = field(default_factory=dict)
     scenarios: dict[str, ScenarioCounts] = field(default_factory=dict)  # by scenario tag
+    # a run of several k6 scenarios (a mix's flows): the figures of each, and of each
+    # endpoint within each (by scenario tag); empty for a run of one
+    by_scenario: dict[str, EndpointFigures] = field(default_factory=dict)
+    scenario_endpoints: dict[str, list[EndpointFigures]] = field(default_factory=dict)
     vus_peak: float | None = None  # the most VUs active at once
     vus_max_peak: float | None = None  # the most VUs allocated at once
 
@@ -750,6 +754,7 @@ def ingest_raw(
         _time_series(scan, agg)
         _histogram(scan, agg)
         _delivery_counts(scan, agg)
+        _scenario_figures(scan, agg)
         span = duration_s or agg.span_s
         for key, exprs in thresholds.items():
             for text in exprs:
@@ -764,6 +769,25 @@ def ingest_raw(
     finally:
         con.close()
     return agg
+
+
+def _scenario_figures(scan: _Scan, agg: RawAggregates) -> None:
+    """Each k6 scenario's figures, overall and by endpoint, when requests came from more
+    than one."""
+    names = scan.rows(
+        "SELECT DISTINCT scenario FROM pts WHERE metric = 'http_reqs' AND scenario IS NOT NULL"
+    )
+    if len(names) < 2:
+        return
+    rows = scan.rows(_figures_sql("coalesce(scenario, '')"))
+    agg.by_scenario = {f.name: f for f in map(_figures_of, rows) if f.requests or f.latency.count}
+    for row in scan.rows(_figures_sql("coalesce(scenario, '') || chr(31) || endpoint")):
+        figures = _figures_of(row)
+        scenario, _, figures.name = figures.name.partition("\x1f")
+        if figures.requests or figures.latency.count:
+            agg.scenario_endpoints.setdefault(scenario, []).append(figures)
+    for endpoints in agg.scenario_endpoints.values():
+        endpoints.sort(key=lambda e: (-e.requests, e.name))
 
 
 def _parquet_skipped(con: duckdb.DuckDBPyConnection, path: Path) -> int:

@@ -251,6 +251,17 @@ class LoadGenerator(_Part):
     saturated: bool | None = None
 
 
+class FlowFigures(_Part):
+    """One k6 scenario of a run of several (a mix's flow): its own figures, thresholds and
+    delivery."""
+
+    name: str
+    overall: EndpointFigures
+    endpoints: list[EndpointFigures] = []
+    thresholds: list[ThresholdRow] = []
+    delivery: ScenarioDelivery | None = None
+
+
 class ChartEntry(_Part):
     """One chart of the report; ``file`` is relative to the run folder."""
 
@@ -276,6 +287,7 @@ class ResultsDocument(_Part):
     checks: list[CheckFigures] = []
     checks_source: str | None = None
     delivery: Delivery = Delivery()
+    flows: list[FlowFigures] = []
     load_generator: LoadGenerator | None = None
     database: DatabaseFigures | None = None  # the database during the load (database.json)
     charts: list[ChartEntry] = []
