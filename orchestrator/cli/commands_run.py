@@ -112,8 +112,11 @@ def render(
 )
 @config_option
 def run(config_file: str | None, env_name: str | None, no_report: bool, **options: Any) -> None:
-    """Run SCENARIO (or a mix: --mix NAME) with k6 into a new folder under results/, then
-    report on it.
+    """Run SCENARIO (or a mix: --mix NAME, or a k6 script of your own: a path ending in
+    .js) with k6 into a new folder under results/, then report on it.
+
+    A script runs with its own options; orch adds only the environment's allow-list (as
+    k6 flags) and its outputs, and refuses a script that sets the protection itself.
 
     Exits 0 when every threshold held, 99 when one was crossed, 8 when it regressed
     against its baseline (--against-baseline; 99 wins over 8). See the README's exit
@@ -126,14 +129,22 @@ def run(config_file: str | None, env_name: str | None, no_report: bool, **option
         orch run linkedin-scrape --env staging --profile load
 
         orch run --mix peak-hour                 # linkedin, email and enrichment at once
+
+        orch run tests/k6/shop.js --env staging  # any k6 script
     """
     # lazy: keeps --help fast
     from orchestrator.execution import RunRequest, run_scenario
     from orchestrator.results import verdict_line
 
     config = load_project(config_file)
+    scenario = options.pop("scenario")
+    if scenario is not None and (scenario.endswith((".js", ".mjs", ".ts")) or "/" in scenario):
+        options["script"] = Path(scenario)  # a k6 script of your own, run as it is
+        scenario = None
     # the other options are named as RunRequest's fields
-    request = RunRequest(environment=env_name, make_report=not no_report, **options)
+    request = RunRequest(
+        scenario=scenario, environment=env_name, make_report=not no_report, **options
+    )
     result = run_scenario(config, request, echo=echo_err)
     if result.outcome == Outcome.DRY_RUN:
         click.echo(f"manifests: {result.run_dir / 'k8s'}", err=True)

@@ -44,7 +44,12 @@ from orchestrator.config.model import (
     is_test_domain,
     load_config,
 )
-from orchestrator.config.resolve import flow_metric_key, resolve_mix, resolve_run
+from orchestrator.config.resolve import (
+    flow_metric_key,
+    resolve_mix,
+    resolve_run,
+    resolve_script,
+)
 from orchestrator.config.sandbox_settings import (
     ENDPOINT_NAMES,
     ENRICHMENT_ROUTES,
@@ -102,6 +107,7 @@ __all__ = [
     "refuse_production_kind",
     "resolve_mix",
     "resolve_run",
+    "resolve_script",
     "sandbox_provided_variable",
     "settings_from_mapping",
     "url_host",

@@ -623,6 +623,8 @@ class ResolvedRun(BaseModel):
     outputs: list[ResolvedOutput] = Field(default_factory=list, repr=False)  # k6's own outputs
     flows: list[ResolvedRun] = Field(default_factory=list)  # a mix's flows, else none
     flow_name: str | None = None  # set on each flow of a mix
+    script: str | None = None  # a k6 script of the user's (orch run path.js), run as it is
+    script_scenarios: dict[str, Any] = Field(default_factory=dict)  # its k6 scenarios
 
     @property
     def is_mix(self) -> bool:
@@ -636,7 +638,10 @@ class ResolvedRun(BaseModel):
         return {**options, "exec": flow_exec_name(self.flow_name), "tags": tags}
 
     def load_profile(self) -> dict[str, Any]:
-        """What k6 runs: one scenario's options, or a mix's k6 scenarios by flow name."""
+        """What k6 runs: one scenario's options, or a mix's k6 scenarios by flow name (a
+        script's: its own)."""
+        if self.script is not None:
+            return dict(self.script_scenarios)
         if self.flows:
             return {flow.flow_name or "": flow.flow_options() for flow in self.flows}
         return self.profile.k6_options()
@@ -652,6 +657,17 @@ class ResolvedRun(BaseModel):
 
     def public_summary(self) -> dict[str, Any]:
         """The resolved configuration with secrets named but not shown."""
+        if self.script is not None:
+            return {
+                "script": self.script,
+                "environment": self.environment_name,
+                "environment_kind": self.environment.kind,
+                "base_url": self.base_url,
+                "n8n_base_url": self.n8n_base_url,
+                "load_profile": self.load_profile(),
+                "thresholds": self.thresholds,
+                "secrets": {name: "***" for name in self.secret_env},
+            }
         if self.flows:
             return {
                 "mix": self.scenario_name,

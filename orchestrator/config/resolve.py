@@ -7,12 +7,15 @@ Values such as ``${STAGING_API_BASE_URL}`` are read here, only for the environme
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from orchestrator.config.egress import normalize_host, url_host
 from orchestrator.config.model import (
+    LoadProfile,
     MixFlow,
     OrchConfig,
     ResolvedRun,
@@ -39,6 +42,65 @@ def _expand_vars(values: dict[str, Any], where: str) -> dict[str, Any]:
         key: expand_env_refs(value, f"{where[:-1]}.{key})") if isinstance(value, str) else value
         for key, value in values.items()
     }
+
+
+def environment_targets(config: OrchConfig, env_name: str) -> tuple[str, str, dict[str, str]]:
+    """An environment's base URL, N8N base URL and secrets (k6 name -> value), read now."""
+    environment = config.environment(env_name)
+    where = f"environment {env_name!r} ({config.source}: environments.{env_name}"
+    base_url = expand_env_refs(environment.base_url, f"{where}.base_url)").rstrip("/")
+    n8n = environment.n8n_base_url
+    n8n_base_url = expand_env_refs(n8n, f"{where}.n8n_base_url)").rstrip("/") if n8n else base_url
+    provide_sandbox_secret(environment)
+    secret_env: dict[str, str] = {}
+    for k6_name, host_name in environment.secrets.items():
+        value = os.environ.get(host_name)
+        if not value:
+            raise ConfigError(
+                f"environment {env_name!r} needs the secret {k6_name}: set the environment "
+                f"variable {host_name} (or put it in a git-ignored .env file)"
+            )
+        secret_env[k6_name] = value
+    return base_url, n8n_base_url, secret_env
+
+
+def resolve_script(
+    config: OrchConfig,
+    script: Path,
+    scenarios: dict[str, Any],
+    thresholds: dict[str, list[Any]],
+    environment_name: str | None = None,
+) -> ResolvedRun:
+    """A k6 script of the user's as a run in an environment: its own k6 ``scenarios`` and
+    ``thresholds`` (as k6 read them from the script), the environment's targets and secrets."""
+    env_name = environment_name or config.defaults.environment
+    environment = config.environment(env_name)
+    base_url, n8n_base_url, secret_env = environment_targets(config, env_name)
+    # stands for the script's own scenarios, which ``script_scenarios`` holds
+    profile = LoadProfile(executor="shared-iterations", description="the script's own options")
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", script.stem).strip("-") or "script"
+    return ResolvedRun(
+        scenario_name=name,
+        environment_name=env_name,
+        profile_name="script",
+        scenario=Scenario(
+            description=f"the k6 script {script}",
+            template="",
+            thresholds=thresholds,
+            profiles={"script": profile},
+            default_profile="script",
+        ),
+        environment=environment,
+        profile=profile,
+        base_url=base_url,
+        n8n_base_url=n8n_base_url,
+        vars={},
+        thresholds=thresholds,
+        secret_env=secret_env,
+        outputs=resolve_outputs(environment.outputs, env_name),
+        script=str(script),
+        script_scenarios=scenarios,
+    )
 
 
 def resolve_run(
@@ -78,19 +140,7 @@ def resolve_run(
                 "; ".join(f"{where}: {path}: {msg}" for path, msg in problems(exc))
             ) from None
     where = f"environment {env_name!r} ({config.source}: environments.{env_name}"
-    base_url = expand_env_refs(environment.base_url, f"{where}.base_url)").rstrip("/")
-    n8n = environment.n8n_base_url
-    n8n_base_url = expand_env_refs(n8n, f"{where}.n8n_base_url)").rstrip("/") if n8n else base_url
-    provide_sandbox_secret(environment)
-    secret_env: dict[str, str] = {}
-    for k6_name, host_name in environment.secrets.items():
-        value = os.environ.get(host_name)
-        if not value:
-            raise ConfigError(
-                f"environment {env_name!r} needs the secret {k6_name}: set the environment "
-                f"variable {host_name} (or put it in a git-ignored .env file)"
-            )
-        secret_env[k6_name] = value
+    base_url, n8n_base_url, secret_env = environment_targets(config, env_name)
     thresholds = deep_merge(scenario.thresholds, profile.thresholds)
     values = _expand_vars(
         {**scenario.vars, **environment.vars, **((override or {}).get("vars") or {})},

@@ -220,7 +220,7 @@ class SingleRun(LocalRun):
             script_name=prepared.rendered.script_name,
             run_dir=run_dir,
             env={**prepared.k6_env(run), **extra.env},
-            extra_args=extra.args,
+            extra_args=[*prepared.rendered.k6_args, *extra.args],
             api_address=f"127.0.0.1:{free_loopback_port()}",
         )
         self.slots = [K6Slot("k6", run_dir, invocation, manifest)]

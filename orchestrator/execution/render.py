@@ -77,6 +77,9 @@ class RenderedScript:
 
     directory: Path
     script_name: str
+    # `k6 run` flags the script needs besides its own options (a script of the user's:
+    # the allow-list, which orch's own scripts carry in their options)
+    k6_args: tuple[str, ...] = ()
 
     @property
     def path(self) -> Path:
@@ -184,6 +187,8 @@ def render_script(
     """
     if policy is None:
         policy = guard_run(config, run, "render a script")
+    if run.script is not None:
+        return adopt_script(Path(run.script), out_dir, policy)
     check_names(run)
     files: dict[str, str] = {}
     if run.flows:
@@ -210,6 +215,30 @@ def render_script(
             f"choose a writable folder"
         ) from None
     return RenderedScript(directory=out_dir, script_name=f"{run.scenario_name}.js")
+
+
+def adopt_script(script: Path, out_dir: Path, policy: EgressPolicy) -> RenderedScript:
+    """A script of the user's, run where it is (its modules and data files beside it), a
+    copy kept in ``out_dir`` for the record, and the allow-list as `k6 run` flags."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(script, out_dir / script.name)
+    except OSError as exc:
+        raise SetupError(
+            f"cannot copy {script} into {out_dir}: {exc.strerror}; choose a writable folder"
+        ) from None
+    return RenderedScript(script.parent, script.name, protection_args(policy))
+
+
+def protection_args(policy: EgressPolicy) -> tuple[str, ...]:
+    """The allow-list as `k6 run` flags, which win over a script's own options."""
+    options = policy.k6_options()
+    args: list[str] = []
+    if options.get("blacklistIPs"):
+        args += ["--blacklist-ip", ",".join(options["blacklistIPs"])]
+    if options.get("blockHostnames"):
+        args += ["--block-hostnames", ",".join(options["blockHostnames"])]
+    return tuple(args)
 
 
 def flow_module(flow: ResolvedRun) -> str:

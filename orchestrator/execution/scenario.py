@@ -25,6 +25,7 @@ from orchestrator.execution.k8s import K6OperatorRun
 from orchestrator.execution.lifecycle import Echo, RunLifecycle, RunResult, carry_out
 from orchestrator.execution.local import SingleRun
 from orchestrator.execution.runner import K6Runner, NativeRunner
+from orchestrator.execution.script import script_run
 from orchestrator.execution.shards import ShardedRun
 from orchestrator.notify import notify_run
 from orchestrator.regression import conclude_run, resolve_baseline_file
@@ -49,6 +50,7 @@ class RunRequest:
     against_baseline: bool = False  # compare with the baseline; exit 8 if regressed
     baseline_file: Path | None = None  # implies against_baseline
     mix: str | None = None  # a mix of the config instead of a scenario
+    script: Path | None = None  # a k6 script of the user's instead of a scenario
 
 
 def run_scenario(config: OrchConfig, request: RunRequest, *, echo: Echo) -> RunResult:
@@ -96,7 +98,13 @@ def run_scenario(config: OrchConfig, request: RunRequest, *, echo: Echo) -> RunR
 
 
 def resolve_request(config: OrchConfig, request: RunRequest) -> ResolvedRun:
-    """The run a request names: a scenario with a profile, or a mix."""
+    """The run a request names: a scenario with a profile, a mix, or a k6 script."""
+    if request.script is not None:
+        if request.scenario is not None or request.profile is not None or request.mix:
+            raise ConfigError(
+                "a k6 script runs with its own options: leave out --profile and --mix"
+            )
+        return script_run(config, request.script, request.environment, request.k6_path)
     if request.mix is not None:
         if request.scenario is not None or request.profile is not None:
             raise ConfigError(
@@ -114,6 +122,11 @@ def _lifecycle(request: RunRequest, choice: str, docker_image: str, echo: Echo) 
     if choice not in RUNNER_CHOICES:
         raise ConfigError(f"unknown runner {choice!r}; use {', '.join(RUNNER_CHOICES)}")
     if choice == "k8s":
+        if request.script is not None:
+            raise ConfigError(
+                "--runner k8s runs orch's scenarios and mixes (their files fit a ConfigMap); "
+                "run a script of your own with --runner native or docker (or --shards N)"
+            )
         if request.shards is not None:
             raise ConfigError("--shards is for local runs; with --runner k8s use --parallelism N")
         return K6OperatorRun(parallelism=request.parallelism, dry_run=request.dry_run, echo=echo)

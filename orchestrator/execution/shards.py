@@ -117,7 +117,7 @@ class ShardedRun(LocalRun):
                 script_name=rendered.script_name,
                 run_dir=shard_dir,
                 env=env,
-                extra_args=segment_args(index, shards) + extra.args,
+                extra_args=[*segment_args(index, shards), *rendered.k6_args, *extra.args],
                 api_address=f"127.0.0.1:{free_loopback_port()}",
             )
             shard_manifest = new_manifest(
