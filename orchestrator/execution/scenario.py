@@ -104,6 +104,11 @@ def resolve_request(config: OrchConfig, request: RunRequest) -> ResolvedRun:
             raise ConfigError(
                 "a k6 script runs with its own options: leave out --profile and --mix"
             )
+        if request.runner == "k8s":
+            raise ConfigError(
+                "--runner k8s runs orch's scenarios and mixes (their files fit a ConfigMap); "
+                "run a script of your own with --runner native or docker (or --shards N)"
+            )
         return script_run(config, request.script, request.environment, request.k6_path)
     if request.mix is not None:
         if request.scenario is not None or request.profile is not None:
@@ -122,11 +127,6 @@ def _lifecycle(request: RunRequest, choice: str, docker_image: str, echo: Echo) 
     if choice not in RUNNER_CHOICES:
         raise ConfigError(f"unknown runner {choice!r}; use {', '.join(RUNNER_CHOICES)}")
     if choice == "k8s":
-        if request.script is not None:
-            raise ConfigError(
-                "--runner k8s runs orch's scenarios and mixes (their files fit a ConfigMap); "
-                "run a script of your own with --runner native or docker (or --shards N)"
-            )
         if request.shards is not None:
             raise ConfigError("--shards is for local runs; with --runner k8s use --parallelism N")
         return K6OperatorRun(parallelism=request.parallelism, dry_run=request.dry_run, echo=echo)
