@@ -259,3 +259,17 @@ def test_a_script_is_not_sent_to_the_k6_operator(tmp_path: Path) -> None:
     code, _, output = orch(config, "run", str(SCRIPT), "--runner", "k8s", "--dry-run")
     assert code == ExitCode.CONFIG, output
     assert "--runner k8s runs orch's scenarios and mixes" in output
+
+
+@pytest.mark.slow
+def test_a_foreign_script_runs_in_docker_with_its_folder_mounted(
+    shop: Shop, tmp_path: Path
+) -> None:
+    config = project(tmp_path, shop.url)
+    code, out, output = orch(config, "run", str(SCRIPT), "--runner", "docker")
+    assert code == ExitCode.OK, output
+    run_dir = Path(out.strip().splitlines()[-1])
+    results = json.loads((run_dir / "results.json").read_text())
+    summary = json.loads((run_dir / "k6-summary.json").read_text())
+    assert {e["name"]: e["requests"] for e in results["endpoints"]} == k6_check_counts(summary)
+    assert json.loads((run_dir / "run.json").read_text())["runner"] == "docker"
