@@ -270,3 +270,14 @@ def test_the_k8s_manifests_of_a_mix_hold_every_flow(tmp_path: Path) -> None:
     for name in FLOWS:
         assert f"{name}.flow.js" in files
         assert f'from "./{name}.flow.js"' in files[f"{MIX}.js"]
+
+
+def test_a_production_url_in_a_flows_variables_refuses_the_mix(tmp_path: Path) -> None:
+    def aimed_at_production(data: dict[str, Any]) -> None:
+        data["scenarios"]["email-queue"]["vars"]["recipient_domain"] = (
+            "https://api.sales-machine.com/inbox"
+        )
+
+    config = load_config(write_config(tmp_path, aimed_at_production))
+    with pytest.raises(RefusedError, match="api.sales-machine.com"):
+        run_scenario(config, RunRequest(mix=MIX), echo=print)
