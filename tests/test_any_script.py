@@ -273,3 +273,26 @@ def test_a_foreign_script_runs_in_docker_with_its_folder_mounted(
     summary = json.loads((run_dir / "k6-summary.json").read_text())
     assert {e["name"]: e["requests"] for e in results["endpoints"]} == k6_check_counts(summary)
     assert json.loads((run_dir / "run.json").read_text())["runner"] == "docker"
+
+
+@pytest.mark.slow
+def test_the_allow_list_holds_at_connect_time_for_a_url_the_text_check_cannot_see(
+    tmp_path: Path,
+) -> None:
+    """A script that builds its target at run time passes the text check; k6 itself then
+    refuses the connection (the block lists given as flags), and the run ends refused."""
+    script = tmp_path / "hidden.js"
+    script.write_text(
+        "import http from 'k6/http';\n"
+        "export const options = { iterations: 1 };\n"
+        "export default function () {\n"
+        "  const host = ['10', '255', '255', '1'].join('.');\n"
+        "  http.get('http' + '://' + host + '/', { timeout: '3s' });\n}\n",
+        encoding="utf-8",
+    )
+    config = project(tmp_path, f"http://127.0.0.1:{free_port()}")
+    code, _, output = orch(config, "run", str(script))
+    assert code == ExitCode.REFUSED, output
+    run_dir = next((tmp_path / "results").iterdir())
+    assert json.loads((run_dir / "run.json").read_text())["outcome"] == "refused"
+    assert "blacklisted range" in (run_dir / "k6.log").read_text()
