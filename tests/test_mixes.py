@@ -279,5 +279,16 @@ def test_a_production_url_in_a_flows_variables_refuses_the_mix(tmp_path: Path) -
         )
 
     config = load_config(write_config(tmp_path, aimed_at_production))
-    with pytest.raises(RefusedError, match="api.sales-machine.com"):
+    with pytest.raises(RefusedError, match=r"api\.sales-machine\.com"):
         run_scenario(config, RunRequest(mix=MIX), echo=print)
+
+
+def test_orch_render_mix_writes_the_mix_script_and_every_flow_module(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["render", "--mix", MIX, "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    script = (tmp_path / f"{MIX}.js").read_text()
+    for index, name in enumerate(FLOWS):
+        assert (tmp_path / f"{name}.flow.js").is_file()
+        assert f'import flow{index} from "./{name}.flow.js";' in script
+        exec_name = "flow_" + name.replace("-", "_")
+        assert f"export function {exec_name}() {{\n  flow{index}();\n}}" in script

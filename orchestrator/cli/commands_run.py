@@ -38,9 +38,10 @@ def scenarios(config_file: str | None) -> None:
 
 
 @click.command()
-@click.argument("scenario")
+@click.argument("scenario", required=False)
 @env_option
 @click.option("--profile", default=None, help="Load profile (default: the scenario's).")
+@click.option("--mix", default=None, help="Render a mix of orch.yaml instead.")
 @click.option(
     "--out",
     "out_dir",
@@ -50,26 +51,30 @@ def scenarios(config_file: str | None) -> None:
 )
 @config_option
 def render(
-    scenario: str,
+    scenario: str | None,
     env_name: str | None,
     profile: str | None,
+    mix: str | None,
     out_dir: str | None,
     config_file: str | None,
 ) -> None:
-    """Render SCENARIO's k6 script (with its helper modules) and print its path.
+    """Render SCENARIO's k6 script (or a mix's: --mix NAME, with each flow's module) with its
+    helper modules, and print its path.
 
     Secrets are not rendered: the script reads them from __ENV at run time.
 
     Example:
 
         orch render linkedin-scrape --env local
+
+        orch render --mix peak-hour
     """
     # lazy: keeps --help fast
-    from orchestrator.config import resolve_run
-    from orchestrator.execution import render_script
+    from orchestrator.execution import RunRequest, render_script, resolve_request
 
     config = load_project(config_file)
-    run = resolve_run(config, scenario, env_name, profile)
+    request = RunRequest(scenario=scenario, environment=env_name, profile=profile, mix=mix)
+    run = resolve_request(config, request)
     target = (
         Path(out_dir)
         if out_dir

@@ -15,7 +15,12 @@ from orchestrator.execution.lifecycle import RunLifecycle, RunResult, carry_out
 from orchestrator.execution.local import SingleRun
 from orchestrator.execution.render import RenderedScript, render_script
 from orchestrator.execution.runner import K6Invocation, K6Outcome, K6Runner, NativeRunner
-from orchestrator.execution.scenario import RunRequest, run_scenario, select_runner
+from orchestrator.execution.scenario import (
+    RunRequest,
+    resolve_request,
+    run_scenario,
+    select_runner,
+)
 from orchestrator.execution.shards import ShardedRun
 
 __all__ = [
@@ -39,6 +44,7 @@ __all__ = [
     "find_k6",
     "image_status",
     "render_script",
+    "resolve_request",
     "run_scenario",
     "select_runner",
 ]
