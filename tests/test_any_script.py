@@ -296,3 +296,18 @@ def test_the_allow_list_holds_at_connect_time_for_a_url_the_text_check_cannot_se
     run_dir = next((tmp_path / "results").iterdir())
     assert json.loads((run_dir / "run.json").read_text())["outcome"] == "refused"
     assert "blacklisted range" in (run_dir / "k6.log").read_text()
+
+
+@pytest.mark.slow
+def test_a_remote_module_import_is_refused_before_k6_fetches_it(tmp_path: Path) -> None:
+    script = tmp_path / "remote.js"
+    script.write_text(
+        "import { randomItem } from 'https://jslib.k6.io/k6-utils/1.4.0/index.js';\n"
+        "export default function () { randomItem([1]); }\n",
+        encoding="utf-8",
+    )
+    config = project(tmp_path, f"http://127.0.0.1:{free_port()}")
+    code, _, output = orch(config, "run", str(script))
+    assert code == ExitCode.REFUSED, output
+    assert "imports the remote module https://jslib.k6.io/k6-utils/1.4.0/index.js" in output
+    assert "download it beside the script" in output

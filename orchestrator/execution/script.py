@@ -47,6 +47,10 @@ PROTECTION_OPTIONS = {
 _LOCAL_REF = re.compile(
     r"""(?:\bfrom\s*|\bimport\s*\(?\s*|\bopen\s*\(\s*|\brequire\s*\(\s*)['"`](\.{1,2}/[^'"`$]+)['"`]"""
 )
+# remote modules k6 would fetch itself (https://jslib.k6.io/…), outside the VU's block lists
+_REMOTE_REF = re.compile(
+    r"""(?:\bfrom\s*|\bimport\s*\(?\s*|\brequire\s*\(\s*)['"`](https?://[^'"`$\s]+)['"`]"""
+)
 _BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
 _LINE_COMMENT = re.compile(r"(?<![:'\"\w\\])//[^\n]*")
 MAX_FILES_SCANNED = 200
@@ -132,6 +136,14 @@ def check_script_urls(path: Path, policy: EgressPolicy) -> None:
             continue
         text = _LINE_COMMENT.sub("", _BLOCK_COMMENT.sub("", text))
         texts[str(file)] = text
+        for url in _REMOTE_REF.findall(text):
+            try:
+                policy.check_url(url, ACTION)
+            except RefusedError as exc:
+                raise RefusedError(
+                    f"{exc} ({file} imports the remote module {url}, which k6 would fetch "
+                    "itself: download it beside the script and import it from there)"
+                ) from None
     check_written_targets(policy, ACTION, hosts={}, texts=texts)
 
 
