@@ -292,3 +292,37 @@ def test_orch_render_mix_writes_the_mix_script_and_every_flow_module(tmp_path: P
         assert f'import flow{index} from "./{name}.flow.js";' in script
         exec_name = "flow_" + name.replace("-", "_")
         assert f"export function {exec_name}() {{\n  flow{index}();\n}}" in script
+
+
+def test_flows_sending_to_a_capped_production_n8n_share_its_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORCH_TEST_N8N_KEY", "a-test-key-value")
+
+    def shared_n8n(data: dict[str, Any]) -> None:
+        data["environments"]["staging"] = {
+            "kind": "staging",
+            "base_url": "https://api.staging.example",
+            "n8n_base_url": "https://n8n.srv997159.hstgr.cloud",
+            "secrets": {"WEBHOOK_SECRET": "ORCH_TEST_N8N_KEY"},
+            "production_n8n": {
+                "host": "n8n.srv997159.hstgr.cloud",
+                "webhook_paths": ["/webhook/x/linkedin-scraper/:uniqueId"],
+                "max_requests_per_second": 20,
+            },
+        }
+        data["mixes"]["webhooks"] = {
+            "flows": {
+                "scrape-a": {"scenario": "linkedin-scrape", "rate": 20},
+                "scrape-b": {"scenario": "linkedin-scrape", "rate": 20},
+            }
+        }
+
+    config = load_config(write_config(tmp_path, shared_n8n))
+    run = resolve_mix(config, "webhooks", "staging")
+    per_minute = [
+        f.profile.k6_options()["rate"] * (60 if f.profile.k6_options()["timeUnit"] == "1s" else 1)
+        for f in run.flows
+    ]
+    # 20 req/s for the whole mix: 600 per minute for each of the two flows
+    assert per_minute == [600, 600]
