@@ -94,3 +94,13 @@ def test_k6_exit_codes_map_to_orch_outcomes() -> None:
         Outcome.IO_ERROR,
         ExitCode.SETUP,
     )
+
+
+def test_a_secret_inside_a_longer_one_is_redacted_whatever_their_spelling() -> None:
+    # the longer secret sorts before the shorter one alphabetically: length decides
+    assert Redactor(["zzzz", "a-zzzz"])("key a-zzzz") == "key ***"
+
+
+def test_a_four_character_secret_is_redacted_and_a_shorter_one_is_not() -> None:
+    redact = Redactor(["abcd", "xyz", ""])
+    assert redact("abcd xyz") == "*** xyz"
