@@ -142,7 +142,7 @@ def test_exit_2_wrong_command_line(args: list[str]) -> None:
 def test_exit_2_from_the_real_entry_point() -> None:
     done = orch_process("run", capture_output=True)
     assert done.returncode == ExitCode.USAGE, done.stderr
-    assert "Missing argument 'SCENARIO'" in done.stderr and "Traceback" not in done.stderr
+    assert "name a SCENARIO to run" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_exit_3_unknown_scenario(project: Callable[..., Path]) -> None:

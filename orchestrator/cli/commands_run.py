@@ -141,8 +141,13 @@ def run(config_file: str | None, env_name: str | None, no_report: bool, **option
     from orchestrator.execution import RunRequest, run_scenario
     from orchestrator.results import verdict_line
 
-    config = load_project(config_file)
     scenario = options.pop("scenario")
+    if scenario is None and options.get("mix") is None:
+        # a missing argument is a usage error (exit 2), as click gives for any other
+        raise click.UsageError(
+            "name a SCENARIO to run (`orch scenarios` lists them), or --mix NAME"
+        )
+    config = load_project(config_file)
     if scenario is not None and (scenario.endswith((".js", ".mjs", ".ts")) or "/" in scenario):
         options["script"] = Path(scenario)  # a k6 script of your own, run as it is
         scenario = None
