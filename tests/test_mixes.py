@@ -235,8 +235,13 @@ def test_baseline_and_compare_key_a_mix_by_its_name(mix_runs: dict[str, Any]) ->
     assert data["scenario"] == MIX
     assert {e["name"] for e in data["endpoints"]} >= {f"flow:{f}" for f in FLOWS}
     code, output, second = mix_runs["second"]
-    assert code == ExitCode.OK, output
-    assert f"baseline: no regression against {baseline}" in output
+    # two real 3 s runs on a shared machine may differ beyond the tolerance: what this test
+    # holds is that the second run was compared with the mix's own baseline file
+    assert code in (ExitCode.OK, ExitCode.REGRESSED), output
+    assert (
+        f"baseline: no regression against {baseline}" in output
+        or f"REGRESSED against {baseline}" in output
+    ), output
     _, _, first = mix_runs["first"]
     code, _, output = orch(config, "compare", str(first), str(second))
     assert code == 0, output
