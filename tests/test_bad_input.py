@@ -265,3 +265,17 @@ def test_override_typo_in_an_unused_environment_is_caught(project: Callable[...,
         ExitCode.CONFIG,
         "environments.staging.scenarios.linkedin-scrape.varz: unknown key",
     )
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_a_device_as_config_is_refused_without_reading_it_all(device: str) -> None:
+    # an endless file once made `orch scenarios --config /dev/full` take 24 GB of memory
+    done = orch("scenarios", "--config", device)
+    assert_clean_error(done, ExitCode.CONFIG, device, "larger than 4 MiB")
+
+
+def test_a_huge_config_file_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "orch.yaml"
+    config.write_text("# padding\n" * 500_000)  # 5 MB of valid YAML comments
+    done = orch("scenarios", "--config", str(config))
+    assert_clean_error(done, ExitCode.CONFIG, str(config), "larger than 4 MiB")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -28,6 +29,12 @@ from orchestrator.config.notifications import NotifyTarget
 from orchestrator.config.outputs import K6Output, ResolvedOutput, check_outputs_list
 from orchestrator.config.sandbox_settings import SandboxSettings
 from orchestrator.core import DEFAULT_CONFIG, ConfigError
+
+_Item = TypeVar("_Item")
+
+# An orch.yaml is a few KB; reading stops past this, so a device or a huge file given as
+# --config is an error instead of an unbounded read (/dev/full once took 24 GB).
+CONFIG_LIMIT_BYTES = 4 * 1024 * 1024
 
 EnvironmentKind = Literal["local", "staging", "production"]
 RunnerName = Literal["auto", "native", "docker"]
@@ -539,13 +546,7 @@ class OrchConfig(_Strict):
 
     def mix(self, name: str) -> Mix:
         """The named mix, or a ConfigError listing the declared ones."""
-        try:
-            return self.mixes[name]
-        except KeyError:
-            raise ConfigError(
-                f"unknown mix {name!r} in {self.source}; "
-                f"choose one of: {', '.join(self.mixes) or 'none declared (add mixes:)'}"
-            ) from None
+        return _named(self.mixes, "mix", name, self.source, "none declared (add mixes:)")
 
     def production_hosts(self) -> Production:
         """Everything this config declares as production (``${VAR}`` read now)."""
@@ -569,23 +570,24 @@ class OrchConfig(_Strict):
 
     def environment(self, name: str) -> Environment:
         """The named environment, or a ConfigError listing the declared ones."""
-        try:
-            return self.environments[name]
-        except KeyError:
-            raise ConfigError(
-                f"unknown environment {name!r} in {self.source}; "
-                f"choose one of: {', '.join(self.environments)}"
-            ) from None
+        return _named(self.environments, "environment", name, self.source)
 
     def scenario(self, name: str) -> Scenario:
         """The named scenario, or a ConfigError listing the declared ones."""
-        try:
-            return self.scenarios[name]
-        except KeyError:
-            raise ConfigError(
-                f"unknown scenario {name!r} in {self.source}; "
-                f"choose one of: {', '.join(self.scenarios)}"
-            ) from None
+        return _named(self.scenarios, "scenario", name, self.source)
+
+
+def _named(
+    declared: Mapping[str, _Item], kind: str, name: str, source: object, none: str = ""
+) -> _Item:
+    """``declared[name]``, or a ConfigError naming ``kind`` and listing the declared names."""
+    try:
+        return declared[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown {kind} {name!r} in {source}; "
+            f"choose one of: {', '.join(declared) or none}"
+        ) from None
 
 
 def flow_profile(profile: LoadProfile, flow: MixFlow) -> LoadProfile:
@@ -709,11 +711,23 @@ def config_path(explicit: str | Path | None) -> Path:
     return local if local.is_file() else DEFAULT_CONFIG
 
 
+def _read_config_text(source: Path) -> str:
+    """The config file's text, read to at most CONFIG_LIMIT_BYTES (ConfigError beyond)."""
+    with source.open("rb") as handle:
+        data = handle.read(CONFIG_LIMIT_BYTES + 1)
+    if len(data) > CONFIG_LIMIT_BYTES:
+        raise ConfigError(
+            f"{source} is larger than {CONFIG_LIMIT_BYTES // (1024 * 1024)} MiB, which no "
+            "orch.yaml is; pass the YAML config with --config FILE"
+        )
+    return data.decode("utf-8")
+
+
 def load_config(path: str | Path | None = None) -> OrchConfig:
     """Read and validate the config file, raising ConfigError with every problem found."""
     source = config_path(path)
     try:
-        text = source.read_text(encoding="utf-8")
+        text = _read_config_text(source)
     except FileNotFoundError:
         raise ConfigError(
             f"config file {source} does not exist; pass --config FILE or set ORCH_CONFIG"
