@@ -68,7 +68,8 @@ def script_run(
         raise ConfigError(f"{script} is not a k6 script (.js); name a scenario or a script")
     path = path.resolve()
     env_name = environment or config.defaults.environment
-    policy = guard_run(config, resolve_script(config, path, {}, {}, env_name), ACTION)
+    preview = resolve_script(config, path, {}, {}, env_name)  # before k6 reads the options
+    policy = guard_run(config, preview, ACTION)
     if policy.shared_n8n is not None:
         raise RefusedError(
             f"refusing to {ACTION} in environment {env_name!r}: it reaches the production N8N "
@@ -76,7 +77,6 @@ def script_run(
             "scenarios enforce; use an environment without production_n8n"
         )
     check_script_urls(path, policy)
-    preview = resolve_script(config, path, {}, {}, env_name)
     options = inspect_script(path, preview, k6_path)
     check_options(path, options)
     return resolve_script(
