@@ -311,3 +311,27 @@ def test_a_remote_module_import_is_refused_before_k6_fetches_it(tmp_path: Path) 
     assert code == ExitCode.REFUSED, output
     assert "imports the remote module https://jslib.k6.io/k6-utils/1.4.0/index.js" in output
     assert "download it beside the script" in output
+
+
+@pytest.mark.slow
+def test_options_built_from_the_environment_are_read_as_the_run_sees_them(
+    shop: Shop, tmp_path: Path
+) -> None:
+    """k6 inspect leaves the process environment out of __ENV by default while k6 run puts
+    it in: a script whose options depend on ORCH_BASE_URL must be planned as it will run."""
+    script = tmp_path / "env_options.js"
+    script.write_text(
+        "import http from 'k6/http';\n"
+        "export const options = { scenarios: { paced: { executor: 'shared-iterations',\n"
+        "  vus: 1, iterations: __ENV.ORCH_BASE_URL ? 6 : 1 } } };\n"
+        "export default function () { http.get(`${__ENV.ORCH_BASE_URL}/env`); }\n",
+        encoding="utf-8",
+    )
+    config = project(tmp_path, f"http://127.0.0.1:{shop.port}")
+    code, _, output = orch(config, "run", str(script))
+    assert code == ExitCode.OK, output
+    run_dir = next((tmp_path / "results").iterdir())
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["load_profile"]["paced"]["iterations"] == 6
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["overall"]["requests"] == 6

@@ -92,7 +92,9 @@ def inspect_script(path: Path, run: ResolvedRun, k6_path: str | None) -> dict[st
                           "ORCH_RUN_ID": "inspect", **run.secret_env})
     try:
         done = subprocess.run(
-            [str(binary.path), "inspect", str(path)],
+            # k6 run puts the process environment in __ENV, k6 inspect only when asked:
+            # without this, options built from __ENV were read other than they run
+            [str(binary.path), "inspect", "--include-system-env-vars", str(path)],
             cwd=path.parent,
             env=env,
             capture_output=True,
