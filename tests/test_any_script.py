@@ -335,3 +335,29 @@ def test_options_built_from_the_environment_are_read_as_the_run_sees_them(
     assert manifest["load_profile"]["paced"]["iterations"] == 6
     results = json.loads((run_dir / "results.json").read_text())
     assert results["overall"]["requests"] == 6
+
+
+@pytest.mark.slow
+def test_a_secret_the_script_throws_while_its_options_are_read_is_redacted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """k6 inspect runs the script's init code with the run's secrets in __ENV: an error it
+    throws must not carry a secret into orch's message (a CI log)."""
+    secret = "inspect-secret-7f3a9c"
+    monkeypatch.setenv("SHOP_TOKEN_VALUE", secret)
+    script = tmp_path / "leaky.js"
+    script.write_text(
+        "export const options = { iterations: 1 };\n"
+        "throw new Error('token is ' + __ENV.SHOP_TOKEN);\n"
+        "export default function () {}\n",
+        encoding="utf-8",
+    )
+    config = project(tmp_path, f"http://127.0.0.1:{free_port()}")
+    text = config.read_text(encoding="utf-8").replace(
+        "kind: local,", "kind: local, secrets: {SHOP_TOKEN: SHOP_TOKEN_VALUE},"
+    )
+    config.write_text(text, encoding="utf-8")
+    code, _, output = orch(config, "run", str(script))
+    assert code == ExitCode.CONFIG, output
+    assert "k6 cannot read the script" in output and "token is ***" in output
+    assert secret not in output

@@ -26,6 +26,7 @@ from typing import Any
 from orchestrator.config import (
     EgressPolicy,
     OrchConfig,
+    Redactor,
     ResolvedRun,
     guard_run,
     resolve_script,
@@ -106,7 +107,9 @@ def inspect_script(path: Path, run: ResolvedRun, k6_path: str | None) -> dict[st
         raise SetupError(f"could not read the options of {path} with k6 inspect: {exc}") from exc
     if done.returncode != 0:
         detail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise ConfigError(f"k6 cannot read the script {path}: {detail[0][:400]}")
+        # the script's init code sees the run's secrets and may print or throw them
+        redact = Redactor(run.secret_values())
+        raise ConfigError(f"k6 cannot read the script {path}: {redact(detail[0][:400])}")
     try:
         options = json.loads(done.stdout)
     except ValueError:
