@@ -1,6 +1,6 @@
 """Allow ``python -m orchestrator``."""
 
-from orchestrator.cli import main
+from orchestrator.cli import entry_point
 
 if __name__ == "__main__":
-    main()
+    entry_point()

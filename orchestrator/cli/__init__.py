@@ -11,8 +11,12 @@ mistyped command line must not pay for. Only ``orchestrator.core`` is imported a
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import os
 import sys
-from typing import Any
+import threading
+from typing import Any, NoReturn
 
 import click
 
@@ -61,3 +65,42 @@ def main() -> None:
 for _module in (commands_run, compare, db, doctor, env, report, sandbox, users, verify):
     for _command in _module.COMMANDS:
         main.add_command(_command)
+
+
+def entry_point() -> NoReturn:
+    """The `orch` console script: run the command, then end the process without tearing
+    down the libraries it imported.
+
+    Python's own shutdown frees every module one by one; with pandas, DuckDB and matplotlib
+    loaded that took 0.25 s of wall time after the report was written (measured on
+    `orch report`). The command's work is finished by then: the exit handlers still run,
+    threads that are not daemons are waited for and the output is flushed, as in a normal
+    exit; only the freeing is skipped.
+    """
+    try:
+        main(standalone_mode=True)
+        code = 0
+    except SystemExit as exc:
+        code = _exit_status(exc.code)
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away: as Python, exit 1 then
+            code = code or 1
+    os._exit(code)
+
+
+def _exit_status(code: object) -> int:
+    """The process status `sys.exit(code)` gives: None is 0, an int is itself, anything
+    else is printed to stderr and is 1."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    with contextlib.suppress(OSError, ValueError):
+        print(code, file=sys.stderr)
+    return 1
