@@ -39,6 +39,7 @@ from orchestrator.execution.progress import (
     free_loopback_port,
     planned_seconds,
 )
+from orchestrator.execution.report_worker import ReportWorker
 from orchestrator.execution.runner import (
     STOP_GRACE_SECONDS,
     K6Invocation,
@@ -118,9 +119,7 @@ class LocalRun(RunLifecycle):
         self.echo(self.announcement(self._run))
         reserve = SpaceReserve(self.prepared.run_dir)
         self._resources.callback(reserve.release)
-        board = ProgressBoard(
-            self.echo, planned_seconds(self._run.load_profile()), len(self.slots)
-        )
+        board = ProgressBoard(self.echo, planned_seconds(self._run.load_profile()), len(self.slots))
         for slot in self.slots:
             log = self._resources.enter_context(_log_file(slot.run_dir))
             sink = log_lines(log, self.prepared.redact, self.echo, slot.label, slot.blocked)
@@ -195,6 +194,20 @@ class SingleRun(LocalRun):
     def __init__(self, runner: K6Runner, echo: Echo, *, make_report: bool = True) -> None:
         super().__init__(runner, echo)
         self.make_report = make_report
+        self._worker: ReportWorker[tuple[Path | None, ExitCode]] | None = None
+
+    def start(self) -> None:
+        if self.make_report:  # forked before k6 and the progress threads start
+            self._worker = ReportWorker.fork(_finish_from_disk)
+        super().start()
+
+    def collect(self, ending: RunEnding) -> None:
+        try:
+            super().collect(ending)
+        finally:
+            if ending.problem is not None and self._worker is not None:
+                self._worker.close()  # finish() is not called after an error
+                self._worker = None
 
     def plan(self, prepared: PreparedRun, run: ResolvedRun) -> None:
         run_dir = prepared.run_dir
@@ -234,6 +247,14 @@ class SingleRun(LocalRun):
         return interrupted
 
     def finish(self) -> RunResult:
+        try:
+            return self._finish()
+        finally:
+            if self._worker is not None:  # not used: k6 could not write its output
+                self._worker.close()
+                self._worker = None
+
+    def _finish(self) -> RunResult:
         slot, manifest, run_dir = self.slots[0], self.manifest, self.prepared.run_dir
         assert slot.outcome is not None and manifest.outcome is not None
         assert manifest.exit_code is not None
@@ -244,9 +265,42 @@ class SingleRun(LocalRun):
                 f"{run_dir}"
             )
             return RunResult(run_dir, manifest.outcome, code, slot.outcome.exit_code, None)
-        report_path, code = _finish_outputs(run_dir, manifest, self.echo, self.make_report, code)
+        finished = self._finish_in_worker(code)
+        if finished is None:
+            report_path, code = _finish_outputs(
+                run_dir, self.manifest, self.echo, self.make_report, code
+            )
+        else:
+            report_path, code = finished
+        manifest = self.manifest
         assert manifest.outcome is not None
         return RunResult(run_dir, manifest.outcome, code, slot.outcome.exit_code, report_path)
+
+    def _finish_in_worker(self, code: ExitCode) -> tuple[Path | None, ExitCode] | None:
+        """:func:`_finish_outputs` done by the report worker; None when there is none or it
+        failed (the caller then does it, from run.json as the worker left it)."""
+        worker, self._worker = self._worker, None
+        if worker is None:
+            return None
+        run_dir = self.prepared.run_dir
+        try:
+            self.manifest.save(run_dir)  # the worker starts from run.json
+        except OSError:
+            worker.close()
+            return None
+        done = worker.finish((run_dir, code))
+        self._read_back_manifest()  # what the worker wrote, even when it failed half-way
+        if done is None:
+            return None
+        (report_path, code), lines = done
+        for line in lines:
+            self.echo(line)
+        return report_path, code
+
+    def _read_back_manifest(self) -> None:
+        written = RunFolder(self.prepared.run_dir).read_manifest()
+        if written is not None:
+            self.slots[0].manifest = self._manifest = written
 
 
 class ProgressBoard:
@@ -293,7 +347,6 @@ class ProgressBoard:
         )
 
 
-
 @contextlib.contextmanager
 def _log_file(run_dir: Path) -> Iterator[TextIO]:
     """k6.log, opened for writing; closing it never raises (a full disk is reported by the
@@ -322,6 +375,15 @@ def _record_not_started(manifest: RunManifest, problem: BaseException | None) ->
     else:
         manifest.outcome = Outcome.K6_ERROR
         manifest.notes.append(f"k6 did not run to completion; see {RunFolder.LOG}")
+
+
+def _finish_from_disk(args: tuple[Path, ExitCode], echo: Echo) -> tuple[Path | None, ExitCode]:
+    """:func:`_finish_outputs` of a report worker, from the run.json the run saved."""
+    run_dir, code = args
+    manifest = RunFolder(run_dir).read_manifest()
+    if manifest is None:
+        raise SetupError(f"{run_dir / RunFolder.MANIFEST} could not be read back")
+    return _finish_outputs(run_dir, manifest, echo, True, code)
 
 
 def _finish_outputs(
