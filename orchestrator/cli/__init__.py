@@ -85,6 +85,8 @@ def entry_point() -> NoReturn:
     for thread in threading.enumerate():
         if thread is not threading.current_thread() and not thread.daemon:
             thread.join()
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)  # a profiler or debugger writes its results after this returns
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
