@@ -75,7 +75,7 @@ def test_production_kind_is_refused_with_the_fix() -> None:
 
 
 def test_guard_environment_refuses_production_kind_first() -> None:
-    with pytest.raises(RefusedError, match="^refusing to run: environment 'prod' is of kind"):
+    with pytest.raises(RefusedError, match=r"^refusing to run: environment 'prod' is of kind"):
         guard_environment(make_config(), "prod", "run")
 
 
@@ -135,13 +135,19 @@ def test_a_base_url_on_the_shared_production_n8n_is_checked_by_host_only() -> No
     )
     policy = build_policy(config, "stg", "run")
     check_written_targets(policy, "run", hosts={"n8n_base_url": "http://n8n.prod.test/x"}, texts={})
-    check_written_targets(policy, "run", hosts={}, texts={"vars": "http://n8n.prod.test/webhook/abc"})
-    with pytest.raises(RefusedError, match=r"n8n.prod.test/x: the production N8N .* \(written in vars\)$"):
+    check_written_targets(
+        policy, "run", hosts={}, texts={"vars": "http://n8n.prod.test/webhook/abc"}
+    )
+    with pytest.raises(
+        RefusedError, match=r"n8n.prod.test/x: the production N8N .* \(written in vars\)$"
+    ):
         check_written_targets(policy, "run", hosts={}, texts={"vars": "http://n8n.prod.test/x"})
 
 
 def test_guard_run_passes_a_clean_run_and_returns_its_policy() -> None:
-    config = make_config({"vars": {"cb": "http://api.stg.test/x"}, "allow": {"hosts": ["api.stg.test"]}})
+    config = make_config(
+        {"vars": {"cb": "http://api.stg.test/x"}, "allow": {"hosts": ["api.stg.test"]}}
+    )
     policy = guard_run(config, resolve_run(config, "s", "stg"), "run")
     assert policy.environment == "stg"
     assert policy.names == frozenset({"stg.test", "api.stg.test"})
@@ -212,14 +218,19 @@ def test_guard_database_target_pins_the_checked_address() -> None:
 
 def test_guard_database_target_refuses_with_its_default_action() -> None:
     with pytest.raises(RefusedError) as caught:
-        guard_database_target("postgresql://app@prod.test/app", config=make_config(), environment_name="stg")
+        guard_database_target(
+            "postgresql://app@prod.test/app", config=make_config(), environment_name="stg"
+        )
     assert caught.value.message == (
         f"refusing to connect to the database: stg may not reach prod.test: it is declared as "
         f"production {SEE}"
     )
-    with pytest.raises(RefusedError, match="^refusing to seed: "):
+    with pytest.raises(RefusedError, match=r"^refusing to seed: "):
         guard_database_target(
-            "postgresql://app@prod.test/app", config=make_config(), environment_name="stg", action="seed"
+            "postgresql://app@prod.test/app",
+            config=make_config(),
+            environment_name="stg",
+            action="seed",
         )
 
 
@@ -244,9 +255,11 @@ def test_guard_environment_refuses_an_allowed_production_name_with_the_action() 
 
 def test_guard_database_target_names_its_action_when_the_environment_is_refused() -> None:
     config = make_config(ALLOWS_PRODUCTION)
-    with pytest.raises(RefusedError, match="^refusing to connect to the database: environments"):
-        guard_database_target("postgresql://app@stg.test/app", config=config, environment_name="stg")
-    with pytest.raises(RefusedError, match="^refusing to seed: environments"):
+    with pytest.raises(RefusedError, match=r"^refusing to connect to the database: environments"):
+        guard_database_target(
+            "postgresql://app@stg.test/app", config=config, environment_name="stg"
+        )
+    with pytest.raises(RefusedError, match=r"^refusing to seed: environments"):
         guard_database_target(
             "postgresql://app@stg.test/app", config=config, environment_name="stg", action="seed"
         )

@@ -24,10 +24,24 @@ from orchestrator.config.secrets import (
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """The variables these tests set, unset before and restored after."""
-    for name in ("MUT_A", "MUT_B", "MUT_C", "MUT_BARE", "MUT_SANDBOX_KEY", "ORCH_SANDBOX_WEBHOOK_SECRET"):
+    for name in (
+        "MUT_A",
+        "MUT_B",
+        "MUT_C",
+        "MUT_BARE",
+        "MUT_SANDBOX_KEY",
+        "ORCH_SANDBOX_WEBHOOK_SECRET",
+    ):
         monkeypatch.delenv(name, raising=False)
     yield monkeypatch
-    for name in ("MUT_A", "MUT_B", "MUT_C", "MUT_BARE", "MUT_SANDBOX_KEY", "ORCH_SANDBOX_WEBHOOK_SECRET"):
+    for name in (
+        "MUT_A",
+        "MUT_B",
+        "MUT_C",
+        "MUT_BARE",
+        "MUT_SANDBOX_KEY",
+        "ORCH_SANDBOX_WEBHOOK_SECRET",
+    ):
         os.environ.pop(name, None)
 
 
