@@ -1143,3 +1143,200 @@ def test_pinned_conninfo_refuses() -> None:
 
 def test_environment_is_untouched() -> None:
     assert "PGHOST" not in os.environ
+
+
+# --------------------------------------------------------------------------- edges
+
+
+def test_edges_of_spelling() -> None:
+    assert normalize_host("fe80::1%25eth0%25x") == "fe80::1"  # the zone id starts at the first %
+    assert parse_address("X10") is None  # only brackets are stripped
+    assert parse_address("127.0.0.9 x") is None  # inet_aton would read 127.0.0.9
+    assert parse_place("[10.0.0.0/8]", "W") == Place(networks=(net("10.0.0.0/8"),))
+    assert "neither a host" in config_message_of(parse_place, "10.0.0.0/8X", "W")
+    assert parse_place("[h:1", "W") == Place(names=frozenset({"h:1"}))  # no host:port split
+    assert "is not a host name" in config_message_of(parse_place, "a]:b:80", "W")
+    assert list(urls_in("http://a.test/X")) == ["http://a.test/X"]
+
+
+def test_a_parameter_named_in_capitals_matches_one_segment() -> None:
+    assert SharedN8N("h", ("/a/:Id",), None).path_allowed("/a/b")
+
+
+def test_only_the_first_query_or_fragment_mark_ends_the_path() -> None:
+    shared = SharedN8N("h", ("/webhook/:id",), None)
+    assert shared.path_allowed("/webhook/abc#x#y")
+    assert shared.path_allowed("/webhook/abc?x?y")
+    assert shared.path_allowed("/webhook/abc?x#y")
+    assert not shared.path_allowed("/webhook/..")
+    assert not shared.path_allowed("/webhook/.")
+
+
+@pytest.mark.parametrize(
+    "declared", ["/a%2fb", "/a%2Fb", "/a%5cb", "/a%5Cb", "/a%2eb", "/a%2Eb", "/a//b", "/a\\b"]
+)
+def test_a_declared_path_with_an_encoded_or_doubled_separator_matches_nothing(
+    declared: str,
+) -> None:
+    assert not SharedN8N("h", (declared,), None).path_allowed(declared)
+
+
+def test_a_production_address_found_by_name_is_named() -> None:
+    production = Production(
+        networks=(net("127.0.0.9/32"),), resolved_names=(("127.0.0.9", "prod.test"),)
+    )
+    assert message_of(
+        policy_of(production=production).check_address, "x.test", "127.0.0.9", "run"
+    ) == (refused("x.test (127.0.0.9)", "it is an address of production's prod.test"))
+
+
+def blocks(options: dict[str, list[str]], address: str) -> bool:
+    return any(
+        ip(address) in net(n)
+        for n in options["blacklistIPs"]
+        if net(n).version == ip(address).version
+    )
+
+
+def test_k6_with_a_shared_n8n_still_reaches_the_allowed_networks() -> None:
+    options = shared_policy().k6_options()
+    assert not blocks(options, "127.0.0.5")
+    assert not blocks(options, "127.0.0.30")
+    assert blocks(options, "127.0.0.6") and blocks(options, "127.0.0.9")
+
+
+def test_production_of_refuses_an_unset_variable_in_production_hosts() -> None:
+    config = make_config(production={"hosts": ["${MUT_NOPE}"]})
+    assert message_of(production_of, config).startswith("production.hosts[0] refers to ${MUT_NOPE}")
+
+
+def test_production_of_names_a_bad_production_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MUT_HOST", "bad host")
+    config = make_config(prod={"kind": "production", "base_url": "${MUT_HOST}"})
+    assert config_message_of(production_of, config) == (
+        "environments.prod.base_url: 'bad host' is not a host name, an IP address or a CIDR"
+    )
+
+
+def test_production_of_reads_supabase_refs_from_database_hosts_and_db_names() -> None:
+    config = make_config(
+        prod={
+            "kind": "production",
+            "base_url": f"https://db.db.{OTHER_REF}.supabase.co",
+            "database_url": f"postgresql://postgres@db.{REF}.supabase.co/app",
+        }
+    )
+    assert production_of(config).supabase_refs == frozenset({REF, OTHER_REF})
+
+
+@pytest.mark.parametrize("production", [{"hosts": ["prod2.test"]}, {"addresses": ["127.0.0.40"]}])
+def test_production_is_declared_by_names_or_by_addresses_alone(production: dict[str, Any]) -> None:
+    config = OrchConfig.model_validate(
+        {
+            "environments": {"local": {"kind": "local", "base_url": "http://127.0.0.1:9"}},
+            "scenarios": {},
+            "production": production,
+        }
+    )
+    assert production_of(config).declared is True
+
+
+def test_a_shared_address_skips_only_that_address_of_a_production_name() -> None:
+    production = Production(
+        names=frozenset({"api.stg.test"}), shared_networks=(net("127.0.0.5/32"),)
+    )
+    assert resolved_production(production).resolved_names == (("127.0.0.6", "api.stg.test"),)
+
+
+def test_a_network_inside_production_is_named_as_a_production_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake_dns.install(monkeypatch, {"prod8.test": ("prod8.test", ("127.0.0.8",))})
+    config = make_config(
+        {"allow": {"networks": ["127.0.0.8/30"]}},
+        {"hosts": ["prod8.test"], "addresses": ["127.0.0.8/29"]},
+    )
+    assert message_of(build_policy, config, "stg") == (
+        "refusing to connect: environments.stg.allow.networks[0] names 127.0.0.8/30, which is "
+        "production: it is a production address (there is no override)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("stg", "where"),
+    [
+        ({"base_url": "${MUT_X}"}, "environments.stg.base_url"),
+        ({"supabase_url": "${MUT_X}"}, "environments.stg.supabase_url"),
+        ({"allow": {"hosts": ["stg.test", "${MUT_X}"]}}, "environments.stg.allow.hosts[1]"),
+        ({"allow": {"networks": ["${MUT_X}"]}}, "environments.stg.allow.networks[0]"),
+    ],
+)
+def test_environment_places_name_the_key_that_fails(
+    monkeypatch: pytest.MonkeyPatch, stg: dict[str, Any], where: str
+) -> None:
+    config = make_config(stg)
+    monkeypatch.delenv("MUT_X", raising=False)
+    assert config_message_of(environment_places, config, "stg") == (
+        f"{where} needs the environment variable MUT_X; set it (or put it in a git-ignored "
+        ".env file)"
+    )
+    monkeypatch.setenv("MUT_X", "bad host")
+    assert config_message_of(environment_places, config, "stg").startswith(f"{where}: ")
+
+
+def test_environment_places_name_a_malformed_database_url() -> None:
+    config = make_config({"database_url": "host"})
+    assert config_message_of(environment_places, config, "stg") == (
+        'environments.stg.database_url is malformed (missing "=" after "host" in connection '
+        "info string)"
+    )
+
+
+def test_build_policy_refuses_an_allowed_address_that_a_production_name_resolves_to() -> None:
+    config = make_config({"allow": {"networks": ["127.0.0.9"]}})
+    assert message_of(build_policy, config, "stg") == (
+        "refusing to connect: environments.stg.allow.networks[0] names 127.0.0.9/32, which is "
+        "production: it is an address of production's prod.test (there is no override)"
+    )
+
+
+def test_a_shared_n8n_no_url_names_is_still_allowed_on_its_paths() -> None:
+    config = make_config(
+        {"production_n8n": {"host": "n8n.prod.test", "webhook_paths": ["/webhook/{id}"]}},
+        {"hosts": ["n8n.prod.test"]},
+    )
+    policy = build_policy(config, "stg")
+    assert policy.resolved == {"n8n.prod.test": ("127.0.0.30",), "stg.test": ("127.0.0.5",)}
+    policy.check_url("http://n8n.prod.test/webhook/abc", "run")
+
+
+def test_a_bad_shared_n8n_host_is_named() -> None:
+    config = make_config(
+        {"production_n8n": {"host": "bad host", "webhook_paths": ["/webhook/{id}"]}}
+    )
+    assert config_message_of(build_policy, config, "stg") == (
+        "environments.stg.production_n8n.host: 'bad host' is not a host name, an IP address or "
+        "a CIDR"
+    )
+
+
+def test_a_local_environment_reaches_loopback_only_whatever_localhost_resolves_to(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake_dns.install(monkeypatch, {"localhost": ("localhost", ("127.0.0.1", "10.0.0.1"))})
+    config = make_config(local={"kind": "local", "base_url": "http://localhost:9"})
+    assert build_policy(config, "local").networks == (net("127.0.0.0/8"), net("::1/128"))
+
+
+def test_supabase_refs_without_a_database_url() -> None:
+    policy = build_policy(make_config(production={"supabase_project_refs": [REF]}), "stg")
+    assert policy.production.supabase_refs == frozenset({REF})
+
+
+def test_pinned_conninfo_refuses_a_production_supabase_host() -> None:
+    policy = policy_of(
+        names=(f"db.{REF}.supabase.co",), production=Production(supabase_refs=frozenset({REF}))
+    )
+    assert "production Supabase project" in message_of(
+        pinned_conninfo, policy, f"postgresql://postgres@db.{REF}.supabase.co/a", "seed"
+    )
