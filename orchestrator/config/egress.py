@@ -94,10 +94,6 @@ def parse_address(value: str) -> Address | None:
     return address
 
 
-def _is_ip(host: str) -> bool:
-    return parse_address(host) is not None
-
-
 def url_host(url: str) -> str | None:
     """The normalised host of a URL, or None when it has none."""
     try:
@@ -544,9 +540,7 @@ def production_of(config: Any) -> Production:
                 place = parse_place(expand_refs(value, where, production=True), where)
                 add(place)
                 for name in place.names:
-                    if (ref := supabase_ref(None, name.removeprefix("db."))) or (
-                        ref := _supabase_url_ref(name)
-                    ):
+                    if ref := supabase_ref(None, name.removeprefix("db.")):
                         refs.add(ref)
         if env.database_url:
             where = f"environments.{env_name}.database_url"
@@ -569,11 +563,6 @@ def production_of(config: Any) -> Production:
         shared_networks=tuple(shared),
         declared=bool(names or networks or refs),
     )
-
-
-def _supabase_url_ref(host: str) -> str | None:
-    match = re.fullmatch(r"([a-z0-9]{20})\.supabase\.(?:co|com|in)", host)
-    return match.group(1) if match else None
 
 
 def resolved_production(production: Production, exempt: str | None = None) -> Production:
