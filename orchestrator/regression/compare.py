@@ -454,10 +454,10 @@ def compare_sides(a: Side, b: Side, settings: RegressionSettings | None = None) 
         va, vb = getattr(a, attr), getattr(b, attr)
         if va and vb and va != vb:
             notes.append(f"the two sides differ in {attr}: {va} vs {vb}")
-    for row in rows:
-        if not row.in_a:
+    for row in rows:  # "all" may be on neither side (a run without HTTP requests)
+        if row.in_b and not row.in_a:
             notes.append(f"{row.name} is only in B")
-        elif not row.in_b:
+        elif row.in_a and not row.in_b:
             notes.append(f"{row.name} is only in A")
     if a.sample_kind == "quantiles" or b.sample_kind == "quantiles":
         notes.append(
