@@ -206,8 +206,8 @@ def test_samples_larger_than_the_bootstrap_limit_are_thinned_evenly(
     # sorted sample, both ends included; U and the observed shift use every point
     monkeypatch.setattr(compare, "BOOTSTRAP_MAX_POINTS", 40)
     rng = np.random.default_rng(7)
-    a = rng.lognormal(np.log(40), 0.3, 101)
-    b = rng.lognormal(np.log(48), 0.3, 103)
+    a = rng.lognormal(np.log(40), 0.3, 1001)
+    b = rng.lognormal(np.log(48), 0.3, 1003)
 
     def thinned(v: np.ndarray) -> np.ndarray:
         return np.sort(v)[np.linspace(0, v.size - 1, 40).round().astype(int)]
@@ -218,7 +218,7 @@ def test_samples_larger_than_the_bootstrap_limit_are_thinned_evenly(
         small.p95_diff_low_ms,
         small.p95_diff_ci_ms,
     )
-    assert (full.n_a, full.n_b) == (101, 103)
+    assert (full.n_a, full.n_b) == (1001, 1003)
     assert full.p_value != small.p_value
     assert full.p95_diff_ms == pytest.approx(float(np.percentile(b, 95) - np.percentile(a, 95)))
 
@@ -647,7 +647,8 @@ def run_folder(
     return folder
 
 
-POINTS = [("api", "browse", 30.0), ("search", "buy", 55.0), ("api", "buy", 10.0),
+# in time order: search before api, buy before browse (samples are listed by name)
+POINTS = [("search", "buy", 55.0), ("api", "browse", 30.0), ("api", "buy", 10.0),
           ("search", "other", 40.0), ("api", "browse", 20.0)]  # fmt: skip
 
 
@@ -668,6 +669,7 @@ def test_a_run_folder_is_a_side_of_its_figures_and_raw_points(tmp_path: Path) ->
     assert got.figures["flow:buy"]["name"] == "flow:buy"
     assert got.figures["flow:buy"]["requests"] == 500
     samples = {k: v.tolist() for k, v in got.samples.items()}
+    assert list(samples) == [OVERALL, "api", "search", "flow:browse", "flow:buy"]
     assert samples == {
         OVERALL: [10.0, 20.0, 30.0, 40.0, 55.0],
         "api": [10.0, 20.0, 30.0],
@@ -683,7 +685,7 @@ def test_a_run_without_flows_has_no_flow_rows(tmp_path: Path) -> None:
     raw_csv(folder / RunFolder.RAW_CSV, POINTS)
     got = load_run(folder)
     assert list(got.figures) == [OVERALL, "api", "search"]
-    assert sorted(got.samples) == [OVERALL, "api", "search"]
+    assert list(got.samples) == [OVERALL, "api", "search"]
 
 
 def test_the_raw_file_results_json_names_is_read(tmp_path: Path) -> None:
@@ -705,6 +707,23 @@ def test_a_run_without_raw_points_has_no_samples(tmp_path: Path) -> None:
     (folder / RunFolder.RAW_CSV).write_text(CSV_HEADER + "\n", encoding="utf-8")
     assert latency_samples(folder, read_results(folder)) == {}
     assert load_run(folder).samples == {}
+
+
+@pytest.mark.slow
+def test_a_run_folder_without_results_json_is_reported_first(tmp_path: Path) -> None:
+    # building the report draws its charts (~3 s): slow lane
+    folder = tmp_path / "run"
+    folder.mkdir()
+    RunManifest(scenario="checkout", outcome=Outcome.PASSED, exit_code=0).save(folder)
+    raw_csv(folder / RunFolder.RAW_CSV, POINTS)
+    got = load_run(folder)
+    assert RunFolder(folder).results_path.is_file()
+    assert got.figures[OVERALL]["requests"] == 5
+    # three k6 scenarios: each is a flow, as in a mix
+    names = [OVERALL, "api", "search", "flow:browse", "flow:buy", "flow:other"]
+    assert list(got.figures) == names and list(got.samples) == names
+    assert got.samples["search"].tolist() == [40.0, 55.0]
+    assert got.samples["flow:buy"].tolist() == [10.0, 55.0]
 
 
 def test_figures_by_endpoint_skips_unnamed_and_overall_entries(tmp_path: Path) -> None:
