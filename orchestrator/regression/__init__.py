@@ -12,13 +12,8 @@ from orchestrator.regression.baseline import (
     resolve_baseline_file,
     set_baseline,
 )
-from orchestrator.regression.compare import (
-    Comparison,
-    Side,
-    compare_sides,
-    render_markdown,
-    write_comparison,
-)
+from orchestrator.regression.compare import Comparison, Side, compare_sides
+from orchestrator.regression.compare_report import render_markdown, write_comparison
 from orchestrator.regression.history import collect_history, write_history
 
 __all__ = [

@@ -29,10 +29,9 @@ from orchestrator.regression.compare import (
     latency_samples,
     load_run,
     read_results,
-    render_markdown,
     run_outcome,
-    write_comparison,
 )
+from orchestrator.regression.compare_report import render_markdown, write_comparison
 from orchestrator.results import RunFolder, write_html, write_junit, write_text_atomic
 
 if TYPE_CHECKING:
