@@ -448,8 +448,10 @@ def test_missing_figures_count_as_zero() -> None:
 
 def _shards(avg_each: float, *, cores: float = 2, same_machine: bool = True,
             saturated: bool = False) -> bool:  # fmt: skip
-    parts: list[dict[str, Any] | None] = [{**PART, "cpu_avg_pct": avg_each, "cpu_cores_available": cores, "saturated": s}
-             for s in (False, saturated)]  # fmt: skip
+    parts: list[dict[str, Any] | None] = [
+        {**PART, "cpu_avg_pct": avg_each, "cpu_cores_available": cores, "saturated": s}
+        for s in (False, saturated)
+    ]
     combined = combine_load_generators(parts, same_machine=same_machine)
     assert combined is not None
     return bool(combined["saturated"])
