@@ -51,8 +51,8 @@ def test_a_threshold_is_read_into_its_statistic_operator_and_target() -> None:
     assert parse_threshold("count >= -5") == ThresholdExpr("count", ">=", -5.0, None)
 
 
-@pytest.mark.parametrize("expression", ["avg<1.2.3", "avg<+", "avg<e5"])
-def test_a_target_that_is_not_a_number_is_not_a_threshold(expression: str) -> None:
+@pytest.mark.parametrize("expression", ["avg<1.2.3", "avg<+", "avg<e5", "p(9.9.9)<1", "p(.)<1"])
+def test_a_target_or_percentile_that_is_not_a_number_is_not_a_threshold(expression: str) -> None:
     assert parse_threshold(expression) is None
 
 

@@ -77,9 +77,9 @@ def parse_threshold(expression: str) -> ThresholdExpr | None:
         return None
     try:
         target = float(match["target"])
-    except ValueError:
+        pct = float(match["pct"]) if match["pct"] else None
+    except ValueError:  # the patterns admit "1.2.3" and "."
         return None
-    pct = float(match["pct"]) if match["pct"] else None
     stat = f"p({match['pct']})" if pct is not None else match["stat"]
     return ThresholdExpr(stat=stat, operator=match["op"], target=target, percentile=pct)
 
