@@ -251,6 +251,7 @@ def test_planned_iterations_are_shown_to_one_decimal() -> None:
         (100, 316, 316),  # 3.16
         (100, 0, 0),
         (100, 40, 40),  # 0.4: no whole number near it
+        (1, 3, 300),  # one completed iteration is enough to know
         (0, 0, None),  # no completed iteration: unknown
     ],
 )
@@ -356,6 +357,13 @@ def test_the_runs_figures_add_up_over_its_scenarios() -> None:
     assert doc.headline == "325 of 325 requests; 1 iterations dropped"
 
 
+def test_a_scenario_that_plans_zero_adds_zero_to_the_runs_plan() -> None:
+    profile = {"idle": {**RATE, "rate": 0}, "b": {**RATE, "rate": 2.5}}
+    doc = _build(profile, per={"idle": Counts(1, 0, 0), "b": Counts(25, 0, 25)})
+    assert [r.planned_requests for r in doc.scenarios] == [0, 25]
+    assert (doc.planned_iterations, doc.planned_requests) == (25, 25)
+
+
 def test_a_run_is_delivered_when_no_scenario_failed_and_one_was_judged() -> None:
     doc = _build({"a": RATE, "c": VUS}, per={"a": Counts(100, 0, 100), "c": Counts(9, 0, 9)})
     assert doc.delivered is True
@@ -393,6 +401,8 @@ def test_the_headline_counts_requests_with_thousands_separators() -> None:
 def test_the_headline_counts_iterations_when_requests_are_unknown() -> None:
     doc = Delivery(planned_iterations=1234.5, achieved_iterations=1000)
     assert headline(doc) == "1,000 of 1,234.5 iterations"
+    doc = Delivery(planned_iterations=1234.56, achieved_iterations=1000)
+    assert headline(doc) == "1,000 of 1,234.6 iterations"  # to one decimal
     doc = Delivery(planned_iterations=2000, achieved_iterations=1000, dropped_iterations=3)
     assert headline(doc) == "1,000 of 2,000 iterations; 3 iterations dropped"
 
@@ -413,7 +423,7 @@ def test_run_jsons_load_generator_is_read_into_the_model() -> None:
 
 PART: dict[str, Any] = {
     "source": "psutil", "samples": 10, "interval_s": 0.5, "cpu_cores_available": 2,
-    "cpu_avg_pct": 45.55, "cpu_max_pct": 80.05, "memory_avg_mib": 100.04,
+    "cpu_avg_pct": 45.555, "cpu_max_pct": 80.055, "memory_avg_mib": 100.04,
     "memory_max_mib": 120.03, "saturated_share": 0.2, "saturated": False,
 }  # fmt: skip
 
