@@ -6,7 +6,7 @@ k6 on this machine or in Docker (:mod:`~orchestrator.execution.local`), local sh
 (:mod:`~orchestrator.execution.k8s`). Nothing here prints: it reports through an ``echo``
 callback and returns a :class:`RunResult`. Whatever happens (threshold failure, k6 crash,
 Ctrl-C, a failing report) every file already written stays, and ``run.json`` says how the
-run ended.
+run ended (the verdict itself: :mod:`~orchestrator.execution.run_outcome`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,10 @@ from orchestrator.execution.render import (
     RenderedScript,
     render_script,
 )
-from orchestrator.execution.runner import K6Outcome, LineSink, dropped_variables
+from orchestrator.execution.run_outcome import BlockedConnections as BlockedConnections
+from orchestrator.execution.run_outcome import classify as classify
+from orchestrator.execution.run_outcome import record_outcome as record_outcome
+from orchestrator.execution.runner import LineSink, dropped_variables
 from orchestrator.results import (
     RunFolder,
     RunManifest,
@@ -177,21 +180,6 @@ def new_manifest(
     )
 
 
-def classify(outcome: K6Outcome) -> tuple[Outcome, ExitCode]:
-    """Map how k6 ended to run.json's outcome and orch's exit code."""
-    if outcome.io_error:
-        return Outcome.IO_ERROR, ExitCode.SETUP
-    if outcome.interrupted or outcome.exit_code == 105:
-        return Outcome.INTERRUPTED, ExitCode.INTERRUPTED
-    if outcome.exit_code is None:
-        return Outcome.CRASHED, ExitCode.K6_ERROR
-    if outcome.exit_code == 0:
-        return Outcome.PASSED, ExitCode.OK
-    if outcome.exit_code == 99:
-        return Outcome.THRESHOLDS_FAILED, ExitCode.THRESHOLDS
-    return Outcome.K6_ERROR, ExitCode.K6_ERROR
-
-
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """Treat SIGTERM like Ctrl-C while a run is in progress (CI cancels with SIGTERM)."""
@@ -210,24 +198,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-# What k6 prints when its connect-time allow-list (blacklistIPs, blockHostnames) or the
-# script's checked request function refuses a connection.
-BLOCKED_MARKERS = ("is in a blacklisted range", "is in a blocked pattern", "orch egress: refused")
 EGRESS_RULE_VAR = "ORCH_EGRESS_RULE"
-
-
-class BlockedConnections:
-    """Counts the connections k6 refused because they left the allow-list."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.examples: list[str] = []
-
-    def see(self, line: str) -> None:
-        if any(marker in line for marker in BLOCKED_MARKERS):
-            self.count += 1
-            if len(self.examples) < 3:
-                self.examples.append(line.strip()[:300])
 
 
 @dataclass(frozen=True)
@@ -301,46 +272,6 @@ def prepare_run(config: OrchConfig, run: ResolvedRun) -> PreparedRun:
     write_json(run_dir / RunFolder.CONFIG, run.public_summary())
     redact = Redactor([*run.secret_values(), *(u["password"] for u in test_users)])
     return PreparedRun(run_dir, rendered, test_users, redact, policy, BlockedConnections())
-
-
-def record_outcome(
-    manifest: RunManifest,
-    outcome: K6Outcome,
-    redact: Redactor,
-    blocked: BlockedConnections | None = None,
-    target_lost: str | None = None,
-) -> ExitCode:
-    """Write how k6 ended into the manifest (not yet saved); return orch's exit code.
-
-    A run in which k6 refused a connection outside the allow-list is ``refused`` (exit 6),
-    whatever its thresholds say: it tried to reach somewhere it may not. A write error in
-    the run folder is ``io_error`` (exit 4). A run whose sandbox stopped (``target_lost``,
-    the note naming it) is ``target_lost`` (exit 4) instead of passed or failed: its
-    figures are not the target's.
-    """
-    name, code = classify(outcome)
-    if blocked is not None and blocked.count and name != Outcome.INTERRUPTED:
-        name, code = Outcome.REFUSED, ExitCode.REFUSED
-        manifest.notes.append(
-            f"k6 refused {blocked.count} connection(s) outside the allow-list (a redirect or "
-            f"a URL leading elsewhere), e.g.: {redact(blocked.examples[0])}"
-        )
-    if outcome.io_error:
-        manifest.notes.append(
-            f"k6 was stopped because the run folder could not be written: {outcome.io_error}; "
-            "what was written is kept (free space, then rebuild the report with `orch report`)"
-        )
-    if target_lost:
-        manifest.notes.append(target_lost)
-        if name in (Outcome.PASSED, Outcome.THRESHOLDS_FAILED):
-            name, code = Outcome.TARGET_LOST, ExitCode.SETUP
-    manifest.load_generator = outcome.resources
-    manifest.command = [redact(part) for part in outcome.command]
-    manifest.k6_exit_code = outcome.exit_code
-    manifest.k6_signal = outcome.killed_by_signal
-    manifest.outcome = name
-    manifest.exit_code = int(code)
-    return code
 
 
 def log_lines(

@@ -19,7 +19,6 @@ from typing import TextIO
 from orchestrator.config import ResolvedRun
 from orchestrator.core import ExitCode, OrchError, Outcome, SetupError
 from orchestrator.execution.lifecycle import (
-    BlockedConnections,
     Echo,
     PreparedRun,
     RunEnding,
@@ -29,7 +28,6 @@ from orchestrator.execution.lifecycle import (
     compact_raw,
     log_lines,
     new_manifest,
-    record_outcome,
     save_quietly,
 )
 from orchestrator.execution.outputs import extra_outputs
@@ -40,6 +38,7 @@ from orchestrator.execution.progress import (
     planned_seconds,
 )
 from orchestrator.execution.report_worker import ReportWorker
+from orchestrator.execution.run_outcome import BlockedConnections, record_outcome
 from orchestrator.execution.runner import (
     STOP_GRACE_SECONDS,
     K6Invocation,

@@ -86,7 +86,7 @@ def planned_iterations(options: dict[str, Any]) -> float | None:
             if rate is None or duration is None:
                 return None
             return rate * duration / unit
-        rate = _number(options.get("startRate", 0)) or 0.0
+        rate = _number(options.get("startRate")) or 0.0
         total = 0.0
         for stage in options.get("stages") or []:
             target = _number(stage.get("target")) if isinstance(stage, dict) else None

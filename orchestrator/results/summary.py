@@ -77,9 +77,9 @@ def parse_threshold(expression: str) -> ThresholdExpr | None:
         return None
     try:
         target = float(match["target"])
-    except ValueError:
+        pct = float(match["pct"]) if match["pct"] else None
+    except ValueError:  # the patterns admit "1.2.3" and "."
         return None
-    pct = float(match["pct"]) if match["pct"] else None
     stat = f"p({match['pct']})" if pct is not None else match["stat"]
     return ThresholdExpr(stat=stat, operator=match["op"], target=target, percentile=pct)
 
@@ -130,8 +130,6 @@ class Summary:
         )
         if stat == "rate" and kind == "rate":
             return values.get("rate", values.get("value"))
-        if stat == "value" and "value" in values:
-            return values["value"]
         number = values.get(stat)
         if number is None and stat.startswith("p("):
             # k6 prints p(95.0) as p(95); accept both spellings.
@@ -175,8 +173,8 @@ def _check_of(raw: dict[str, Any]) -> Check:
     return Check(
         name=str(raw.get("name", "")),
         path=str(raw.get("path", raw.get("name", ""))),
-        passes=int(raw.get("passes", 0) or 0),
-        fails=int(raw.get("fails", 0) or 0),
+        passes=int(raw.get("passes") or 0),
+        fails=int(raw.get("fails") or 0),
     )
 
 
