@@ -163,6 +163,33 @@ def test_report_is_idempotent(runs: dict[str, K6Run], tmp_path: Path) -> None:
     ]  # fmt: skip
 
 
+@pytest.mark.slow
+def test_charts_are_drawn_again_only_when_what_they_show_changes(
+    runs: dict[str, K6Run], tmp_path: Path
+) -> None:
+    run_dir = make_run_dir(runs["normal"], tmp_path / "run")
+    charts = run_dir / "charts"
+    build_report(run_dir)
+    drawn = {p.name: p.stat().st_mtime_ns for p in charts.glob("*.png")}
+    assert len(drawn) == 5 and (charts / ".inputs.sha256").is_file()
+
+    build_report(run_dir)  # same figures: the PNGs are kept as they are
+    assert {p.name: p.stat().st_mtime_ns for p in charts.glob("*.png")} == drawn
+
+    (charts / "active_vus.png").unlink()  # a chart missing: all are drawn again
+    build_report(run_dir)
+    assert (charts / "active_vus.png").is_file()
+    assert (charts / "latency_histogram.png").stat().st_mtime_ns != drawn["latency_histogram.png"]
+
+    redrawn = {p.name: p.stat().st_mtime_ns for p in charts.glob("*.png")}
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary["metrics"]["http_req_duration"]["thresholds"] = {"p(95)<1": {"ok": False}}
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    build_report(run_dir)  # a p95 limit is drawn on the latency chart: it changes
+    changed = {p.name: p.stat().st_mtime_ns for p in charts.glob("*.png")}
+    assert all(changed[name] != redrawn[name] for name in redrawn)
+
+
 def test_folder_without_raw_data_or_summary_still_reports(tmp_path: Path) -> None:
     run_dir = tmp_path / "empty-run"
     run_dir.mkdir()

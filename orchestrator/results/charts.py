@@ -7,10 +7,12 @@ so in its frame instead of drawing empty axes. Figures are built with
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, is_dataclass
+from dataclasses import fields as dc_fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from orchestrator.results.model import EndpointFigures, ResultsDocument, ThresholdRow
 
 CHART_DIR = RunFolder.CHARTS
+CHART_INPUTS = f"{CHART_DIR}/.inputs.sha256"  # what the PNGs were drawn from
 SIZE = (10.0, 5.0)  # inches; at 120 dpi: 1200 x 600 px, readable on a slide
 DPI = 120
 BLUE, ORANGE, RED, PURPLE, GREEN, GREY = (
@@ -389,13 +392,57 @@ def _draw(jobs: list[tuple[Callable[..., None], tuple[Any, ...]]]) -> None:
         _run_jobs(child_jobs)
 
 
+def _canonical(value: Any, run_dir: Path) -> str:
+    """A chart input as text that is the same for the same figures (paths made relative)."""
+    if isinstance(value, Path):
+        return repr(value.relative_to(run_dir).as_posix() if value.is_relative_to(run_dir)
+                    else value.as_posix())  # fmt: skip
+    if is_dataclass(value) and not isinstance(value, type):
+        # where the raw points were read from does not change what they show
+        fields = {f.name: getattr(value, f.name) for f in dc_fields(value)}
+        for where in ("path", "fmt", "compressed"):
+            fields.pop(where, None)
+        return f"{type(value).__name__}({fields!r})"
+    return repr(value)
+
+
+def _inputs_digest(jobs: list[tuple[Callable[..., None], tuple[Any, ...]]], run_dir: Path) -> str:
+    """SHA-256 of what the charts are drawn from: the figures, this module, the versions."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from orchestrator import __version__
+
+    try:
+        mpl = version("matplotlib")
+    except PackageNotFoundError:  # pragma: no cover - matplotlib is a dependency
+        mpl = "?"
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    digest.update(f"\0{__version__}\0{mpl}".encode())
+    for func, args in jobs:
+        digest.update(f"\0{func.__name__}(".encode())
+        for arg in args:
+            digest.update(_canonical(arg, run_dir).encode())
+            digest.update(b",")
+    return digest.hexdigest()
+
+
+def _already_drawn(digest_path: Path, digest: str, charts: list[Chart], run_dir: Path) -> bool:
+    try:
+        recorded = digest_path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return recorded == digest and all((run_dir / c.file).is_file() for c in charts)
+
+
 def render_charts(
     run_dir: Path, agg: RawAggregates | None, results: ResultsDocument
 ) -> list[Chart]:
-    """Draw every chart into ``run_dir/charts/``; return them in report order."""
-    import matplotlib
+    """Draw every chart into ``run_dir/charts/``; return them in report order.
 
-    matplotlib.use("Agg", force=False)
+    The charts are not drawn again when ``charts/.inputs.sha256`` records the same inputs
+    (figures, this module, orch's and matplotlib's versions) and every PNG is there:
+    ``orch report`` on a folder whose figures did not change skips matplotlib entirely.
+    """
     out = run_dir / CHART_DIR
     out.mkdir(parents=True, exist_ok=True)
     charts = [
@@ -424,5 +471,14 @@ def render_charts(
         charts.append(Chart("database", "The database during the load",
                             f"{CHART_DIR}/database.png"))  # fmt: skip
         jobs.append((database_during_load, (agg, results.database, run_dir / charts[-1].file)))
+    digest = _inputs_digest(jobs, run_dir)
+    digest_path = run_dir / CHART_INPUTS
+    if _already_drawn(digest_path, digest, charts, run_dir):
+        return charts
+    digest_path.unlink(missing_ok=True)  # a draw that fails half-way leaves no match behind
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
     _draw(jobs)
+    digest_path.write_text(digest + "\n", encoding="ascii")
     return charts
