@@ -215,6 +215,7 @@ def test_429s_counted_by_k6_equal_those_the_sandbox_sent(tmp_path: Path) -> None
     assert overall["error_rate_excluding_429"] == 0
 
 
+@pytest.mark.slow
 def test_each_vu_takes_its_own_user_wrapping_round(tmp_path: Path) -> None:
     """users.js picks users[(__VU - 1) % users.length] (real k6, 5 VUs, 3 users)."""
     users = [
