@@ -8,6 +8,8 @@ so in its frame instead of drawing empty axes. Figures are built with
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
     from orchestrator.results.model import EndpointFigures, ResultsDocument, ThresholdRow
 
 CHART_DIR = RunFolder.CHARTS
-CHART_INPUTS = f"{CHART_DIR}/.inputs.sha256"  # what the PNGs were drawn from
+CHART_INPUTS = f"{CHART_DIR}/.inputs.json"  # what the PNGs were drawn from
 SIZE = (10.0, 5.0)  # inches; at 120 dpi: 1200 x 600 px, readable on a slide
 DPI = 120
 BLUE, ORANGE, RED, PURPLE, GREEN, GREY = (
@@ -392,22 +394,43 @@ def _draw(jobs: list[tuple[Callable[..., None], tuple[Any, ...]]]) -> None:
         _run_jobs(child_jobs)
 
 
-def _canonical(value: Any, run_dir: Path) -> str:
-    """A chart input as text that is the same for the same figures (paths made relative)."""
+def _first(pair: list[Any]) -> str:
+    return str(pair[0])
+
+
+def _plain(value: Any, run_dir: Path) -> Any:
+    """A chart input as JSON values, the same for the same figures.
+
+    Paths are made relative to the run folder, where the raw points were read from is left
+    out (it does not change what they show), and dicts become key-ordered pairs (DuckDB
+    returns groups in any order).
+    """
     if isinstance(value, Path):
-        return repr(value.relative_to(run_dir).as_posix() if value.is_relative_to(run_dir)
-                    else value.as_posix())  # fmt: skip
+        return value.relative_to(run_dir).as_posix() if value.is_relative_to(run_dir) else (
+            value.as_posix()
+        )
     if is_dataclass(value) and not isinstance(value, type):
-        # where the raw points were read from does not change what they show
-        fields = {f.name: getattr(value, f.name) for f in dc_fields(value)}
-        for where in ("path", "fmt", "compressed"):
-            fields.pop(where, None)
-        return f"{type(value).__name__}({fields!r})"
+        return _plain(
+            {f.name: getattr(value, f.name) for f in dc_fields(value)
+             if f.name not in ("path", "fmt", "compressed")},
+            run_dir,
+        )  # fmt: skip
+    if hasattr(value, "model_dump"):  # a pydantic model
+        return _plain(value.model_dump(mode="json"), run_dir)
+    if isinstance(value, dict):
+        return sorted(([repr(k), _plain(v, run_dir)] for k, v in value.items()), key=_first)
+    if isinstance(value, list | tuple):
+        return [_plain(v, run_dir) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
     return repr(value)
 
 
-def _inputs_digest(jobs: list[tuple[Callable[..., None], tuple[Any, ...]]], run_dir: Path) -> str:
-    """SHA-256 of what the charts are drawn from: the figures, this module, the versions."""
+def _chart_inputs(
+    jobs: list[tuple[Callable[..., None], tuple[Any, ...]]], run_dir: Path
+) -> dict[str, Any]:
+    """What the charts are drawn from: the figures each one gets, this module's source,
+    orch's and matplotlib's versions; as JSON values."""
     from importlib.metadata import PackageNotFoundError, version
 
     from orchestrator import __version__
@@ -416,22 +439,46 @@ def _inputs_digest(jobs: list[tuple[Callable[..., None], tuple[Any, ...]]], run_
         mpl = version("matplotlib")
     except PackageNotFoundError:  # pragma: no cover - matplotlib is a dependency
         mpl = "?"
-    digest = hashlib.sha256(Path(__file__).read_bytes())
-    digest.update(f"\0{__version__}\0{mpl}".encode())
+    values: list[Any] = []
+    index: dict[int, int] = {}  # one copy of an argument several charts get (the aggregates)
+    calls: list[list[Any]] = []
     for func, args in jobs:
-        digest.update(f"\0{func.__name__}(".encode())
+        refs = []
         for arg in args:
-            digest.update(_canonical(arg, run_dir).encode())
-            digest.update(b",")
-    return digest.hexdigest()
+            if id(arg) not in index:
+                index[id(arg)] = len(values)
+                values.append(_plain(arg, run_dir))
+            refs.append(index[id(arg)])
+        calls.append([func.__name__, refs])
+    source = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    plain = {"code": [source, __version__, mpl], "calls": calls, "values": values}
+    return json.loads(json.dumps(plain))  # as they read back: tuples as lists
 
 
-def _already_drawn(digest_path: Path, digest: str, charts: list[Chart], run_dir: Path) -> bool:
-    try:
-        recorded = digest_path.read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError):
+def _same(a: Any, b: Any) -> bool:
+    """Equal, floats within 1e-9 of each other: DuckDB's parallel sums differ in the last
+    bits from one ingest to the next, a difference no chart can show."""
+    if isinstance(a, float) or isinstance(b, float):
+        if not isinstance(a, int | float) or not isinstance(b, int | float):
+            return False
+        return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-9)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
+
+
+def _already_drawn(
+    recorded_path: Path, inputs: dict[str, Any], charts: list[Chart], run_dir: Path
+) -> bool:
+    if not all((run_dir / c.file).is_file() for c in charts):
         return False
-    return recorded == digest and all((run_dir / c.file).is_file() for c in charts)
+    try:
+        recorded = json.loads(recorded_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return _same(recorded, inputs)
 
 
 def render_charts(
@@ -439,7 +486,7 @@ def render_charts(
 ) -> list[Chart]:
     """Draw every chart into ``run_dir/charts/``; return them in report order.
 
-    The charts are not drawn again when ``charts/.inputs.sha256`` records the same inputs
+    The charts are not drawn again when ``charts/.inputs.json`` records the same inputs
     (figures, this module, orch's and matplotlib's versions) and every PNG is there:
     ``orch report`` on a folder whose figures did not change skips matplotlib entirely.
     """
@@ -471,14 +518,14 @@ def render_charts(
         charts.append(Chart("database", "The database during the load",
                             f"{CHART_DIR}/database.png"))  # fmt: skip
         jobs.append((database_during_load, (agg, results.database, run_dir / charts[-1].file)))
-    digest = _inputs_digest(jobs, run_dir)
-    digest_path = run_dir / CHART_INPUTS
-    if _already_drawn(digest_path, digest, charts, run_dir):
+    inputs = _chart_inputs(jobs, run_dir)
+    recorded_path = run_dir / CHART_INPUTS
+    if _already_drawn(recorded_path, inputs, charts, run_dir):
         return charts
-    digest_path.unlink(missing_ok=True)  # a draw that fails half-way leaves no match behind
+    recorded_path.unlink(missing_ok=True)  # a draw that fails half-way leaves no match behind
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     _draw(jobs)
-    digest_path.write_text(digest + "\n", encoding="ascii")
+    recorded_path.write_text(json.dumps(inputs, separators=(",", ":")), encoding="utf-8")
     return charts

@@ -8,7 +8,9 @@ someone else's raw k6 output for ``orch report --from FILE``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import json
 import shutil
 from dataclasses import dataclass, field
@@ -383,14 +385,41 @@ def _profile_line(profile: Any) -> str:
     return _cell(text)
 
 
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Jinja's cache of compiled templates in its private per-user temp folder (mode 0700,
+    owner checked), under a name tied to this module's source: the environment's settings
+    are compiled into the code but are not part of Jinja's key. None where it cannot be
+    made: the template is then compiled, as before."""
+    import jinja2
+
+    class QuietCache(jinja2.FileSystemBytecodeCache):
+        """A cache that cannot be read or written is no cache, not an error."""
+
+        def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            with contextlib.suppress(OSError):
+                super().load_bytecode(bucket)
+
+        def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            with contextlib.suppress(OSError):
+                super().dump_bytecode(bucket)
+
+    settings = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+    try:
+        return QuietCache(pattern=f"orch-report-{settings}-%s.cache")
+    except (OSError, RuntimeError):  # no safe temp folder
+        return None
+
+
 @functools.cache
 def _report_template() -> jinja2.Template:
     """``templates/report.md.j2``, compiled once per process: report.md and the job
-    summary render the same template, and compiling it took 0.1 s each time."""
+    summary render the same template. Compiling it takes 0.1 s; Jinja's bytecode cache
+    keeps the compiled code between processes."""
     import jinja2
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        bytecode_cache=_bytecode_cache(),
         undefined=jinja2.StrictUndefined,
         autoescape=False,  # Markdown, not HTML; cells go through the `cell` filter
         trim_blocks=True,
