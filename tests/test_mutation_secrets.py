@@ -20,28 +20,16 @@ from orchestrator.config.secrets import (
     sandbox_provided_variable,
 )
 
+SET_HERE = ("MUT_A", "MUT_B", "MUT_C", "MUT_BARE", "MUT_SANDBOX_KEY", "ORCH_SANDBOX_WEBHOOK_SECRET")
+
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """The variables these tests set, unset before and restored after."""
-    for name in (
-        "MUT_A",
-        "MUT_B",
-        "MUT_C",
-        "MUT_BARE",
-        "MUT_SANDBOX_KEY",
-        "ORCH_SANDBOX_WEBHOOK_SECRET",
-    ):
+    for name in SET_HERE:
         monkeypatch.delenv(name, raising=False)
     yield monkeypatch
-    for name in (
-        "MUT_A",
-        "MUT_B",
-        "MUT_C",
-        "MUT_BARE",
-        "MUT_SANDBOX_KEY",
-        "ORCH_SANDBOX_WEBHOOK_SECRET",
-    ):
+    for name in SET_HERE:
         os.environ.pop(name, None)
 
 
