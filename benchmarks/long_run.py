@@ -60,6 +60,7 @@ class _Trace:
 
     pid: int
     samples: list[tuple[float, float]] = field(default_factory=list)
+    others: list[tuple[float, float]] = field(default_factory=list)  # orch's other processes
     tree_peak: float = 0.0
     k6_ended_at: float | None = None
     stop: threading.Event = field(default_factory=threading.Event)
@@ -73,11 +74,14 @@ class _Trace:
                 rss = root.memory_info().rss
             except psutil.Error:
                 break
-            total, k6_running = rss, False
+            total, k6_running, others = rss, False, 0.0
             for kid in kids:
                 try:
                     total += kid.memory_info().rss
-                    k6_running = k6_running or kid.name() == "k6"
+                    if kid.name() == "k6":
+                        k6_running = True
+                    else:  # the report worker (a fork: its PSS counts shared pages once)
+                        others += kid.memory_full_info().pss
                 except psutil.Error:
                     pass
             now = time.perf_counter()
@@ -85,6 +89,7 @@ class _Trace:
             if k6_running:
                 k6_seen = True
                 self.samples.append((now, rss / MB))
+                self.others.append((now, others / MB))
             elif k6_seen and self.k6_ended_at is None:
                 self.k6_ended_at = now
             time.sleep(0.05)
@@ -165,6 +170,8 @@ def main() -> None:
               f" ({int(ingest[2]):,} points)")  # fmt: skip
         print("orch's RSS while k6 runs, peak per tenth of the run, MB: "
               + " ".join(f"{p:.0f}" for p in tenths))  # fmt: skip
+        print("orch's other processes (report worker), PSS while k6 runs, peak per tenth, MB: "
+              + " ".join(f"{p:.0f}" for p in _tenths(trace.others)))  # fmt: skip
         print(f"whole tree's peak RSS {trace.tree_peak:.0f} MB")
         print(f"k6's end to orch's exit {tail:.2f} s (compaction, figures, charts, report)")
         print(f"ingest of {raw.name} alone: {float(ingest[1]):.2f} s (+ {float(ingest[0]):.2f} s"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -140,3 +141,24 @@ def test_ctrl_c_while_waiting_for_its_job_does_not_end_the_worker(
     time.sleep(0.1)
     done = worker.finish(2)
     assert done is not None and done[0]["twice"] == 4
+
+
+def _warmed(args: Any, echo: Callable[[str], None]) -> Any:
+    return [name in sys.modules for name in args]
+
+
+@pytest.mark.parametrize(("warm_after_s", "warmed"), [(0.0, True), (60.0, False)])
+def test_a_long_run_s_worker_imports_its_libraries_only_near_the_end(
+    workers: list[ReportWorker[Any]], warm_after_s: float, warmed: bool
+) -> None:
+    """A worker holds the report's libraries only from ``warm_after_s`` on (stdlib modules
+    nothing here imports stand in for them)."""
+    modules = ("tabnanny", "wave")
+    assert not any(name in sys.modules for name in modules)
+    worker = ReportWorker.fork(_warmed, warm_after_s=warm_after_s, warm_modules=modules)
+    assert worker is not None
+    workers.append(worker)
+    time.sleep(1.0)  # far longer than importing two small modules takes
+    done = worker.finish(modules)
+    assert done is not None
+    assert done[0] == [warmed, warmed]

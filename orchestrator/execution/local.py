@@ -187,6 +187,10 @@ class LocalRun(RunLifecycle):
         save_quietly(manifest, slot.run_dir, self.echo)
 
 
+# A long run's report worker imports its libraries this long before the planned end.
+WARM_LEAD_S = 30.0
+
+
 class SingleRun(LocalRun):
     """One k6 (native or in Docker) writing into the run folder itself."""
 
@@ -197,7 +201,11 @@ class SingleRun(LocalRun):
 
     def start(self) -> None:
         if self.make_report:  # forked before k6 and the progress threads start
-            self._worker = ReportWorker.fork(_finish_from_disk)
+            assert self._run is not None, "plan() first"
+            planned = planned_seconds(self._run.load_profile()) or 0.0
+            self._worker = ReportWorker.fork(
+                _finish_from_disk, warm_after_s=max(0.0, planned - WARM_LEAD_S)
+            )
         super().start()
 
     def collect(self, ending: RunEnding) -> None:

@@ -4,6 +4,7 @@ When k6 has ended, orch compacts the raw output and builds the report with DuckD
 matplotlib and Jinja2. Importing them took about 0.7 s of wall time after the load, on
 top of the work itself. The worker is forked before k6 starts. One of its threads imports
 those libraries at the lowest CPU priority, so k6 keeps the cores; its main thread waits.
+In a long run it imports them only in the run's last half minute (about 90 MB).
 When k6 has ended, :meth:`ReportWorker.finish` hands it the job's arguments, and it does
 the job and sends back the result and the lines it would have printed.
 
@@ -60,9 +61,19 @@ class ReportWorker(Generic[Result]):
         self._from_worker: int | None = from_worker
 
     @classmethod
-    def fork(cls, job: Job[Result]) -> ReportWorker[Result] | None:
+    def fork(
+        cls,
+        job: Job[Result],
+        *,
+        warm_after_s: float = 0.0,
+        warm_modules: tuple[str, ...] = WARM_MODULES,
+    ) -> ReportWorker[Result] | None:
         """Fork a worker that will run ``job``; None when it cannot (no fork, disabled,
-        or the fork failed)."""
+        or the fork failed).
+
+        It imports ``warm_modules`` after ``warm_after_s`` (or when its job comes, if that
+        is sooner): a long run does not hold their memory for its whole length.
+        """
         if not enabled():
             return None
         try:
@@ -81,7 +92,7 @@ class ReportWorker(Generic[Result]):
             try:
                 os.close(inbox_w)
                 os.close(outbox_r)
-                status = _serve(job, inbox_r, outbox_w)
+                status = _serve(job, inbox_r, outbox_w, warm_after_s, warm_modules)
             finally:
                 os._exit(status)
         os.close(inbox_r)
@@ -142,14 +153,20 @@ class ReportWorker(Generic[Result]):
         self.pid = 0
 
 
-def _serve(job: Job[Any], inbox: int, outbox: int) -> int:
+def _serve(
+    job: Job[Any], inbox: int, outbox: int, warm_after_s: float, warm_modules: tuple[str, ...]
+) -> int:
     """The worker's life: warm up, wait for the job (or the end of the inbox), do it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C during the load is the run's
-    threading.Thread(target=_warm_up, daemon=True).start()
+    job_came = threading.Event()
+    threading.Thread(
+        target=_warm_up, args=(warm_modules, warm_after_s, job_came), daemon=True
+    ).start()
     try:
         args = _receive(inbox)
     except (OSError, EOFError, pickle.UnpicklingError):
         return 0  # the run ended without a job for it
+    job_came.set()  # the job imports what it needs itself
     signal.signal(signal.SIGINT, signal.default_int_handler)
     lines: list[str] = []
     try:
@@ -163,11 +180,14 @@ def _serve(job: Job[Any], inbox: int, outbox: int) -> int:
     return 0
 
 
-def _warm_up() -> None:
-    """Import :data:`WARM_MODULES` at the lowest priority (Linux: this thread only)."""
+def _warm_up(modules: tuple[str, ...], after_s: float, job_came: threading.Event) -> None:
+    """Import ``modules`` at the lowest priority (Linux: this thread only), ``after_s``
+    from now, unless the job comes first."""
+    if after_s > 0 and job_came.wait(after_s):
+        return
     with contextlib.suppress(AttributeError, OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-    for name in WARM_MODULES:
+    for name in modules:
         with contextlib.suppress(Exception):
             __import__(name)
     with contextlib.suppress(Exception):
