@@ -67,7 +67,6 @@ class _Trace:
 
     def run(self) -> None:
         root = psutil.Process(self.pid)
-        k6_seen = False
         while not self.stop.is_set():
             try:
                 kids = root.children(recursive=True)
@@ -86,12 +85,10 @@ class _Trace:
                     pass
             now = time.perf_counter()
             self.tree_peak = max(self.tree_peak, total / MB)
-            if k6_running:
-                k6_seen = True
+            if k6_running:  # the last sample with k6 (orch also runs `k6 version` first)
+                self.k6_ended_at = now
                 self.samples.append((now, rss / MB))
                 self.others.append((now, others / MB))
-            elif k6_seen and self.k6_ended_at is None:
-                self.k6_ended_at = now
             time.sleep(0.05)
 
 
