@@ -131,6 +131,23 @@ def test_each_shard_sends_its_metrics_and_writes_its_dashboard(
 
 
 @pytest.mark.slow
+def test_a_run_too_short_for_a_dashboard_does_not_claim_one(
+    project: Callable[..., Path],
+) -> None:
+    """k6 skips the export with fewer than 2 periods of data (20 iterations end in well
+    under k6's default 10 s period): run.json then lists no dashboard and says why."""
+    with receiver() as sink:
+        config = add_to_local_environment(project(), prometheus_and_dashboard(sink.url))
+        result = invoke_run(config, "--profile", "impossible")
+    assert result.exit_code == 99, result.output
+    (run_dir,) = new_run_dirs(config)
+    assert not (run_dir / "dashboard.html").exists()
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert "dashboard" not in manifest["files"]
+    assert any("no dashboard.html" in note for note in manifest["notes"])
+
+
+@pytest.mark.slow
 @pytest.mark.docker
 def test_k6_in_docker_sends_its_metrics_and_writes_its_dashboard(
     project: Callable[..., Path],
@@ -188,11 +205,11 @@ def test_variables_and_options_k6_is_given(
         "K6_WEB_DASHBOARD": "true",
         "K6_WEB_DASHBOARD_PORT": "-1",
         "K6_WEB_DASHBOARD_EXPORT": "dashboard.html",
-        "K6_WEB_DASHBOARD_PERIOD": "1s",  # the 2 s smoke profile
+        "K6_WEB_DASHBOARD_PERIOD": "200ms",  # the 2 s smoke profile: 10 periods
     }
     assert extra.files == {"dashboard": "dashboard.html"}
     long = extra_outputs(resolve_run(loaded, "linkedin-scrape", "local", "long"))
-    assert long.env["K6_WEB_DASHBOARD_PERIOD"] == "6s"  # 60 s planned
+    assert long.env["K6_WEB_DASHBOARD_PERIOD"] == "6000ms"  # 60 s planned
     resolved = resolve_run(loaded, "linkedin-scrape", "local")
     assert "Authorization=Basic c2VjcmV0" in resolved.secret_values()
     note = outputs_not_sent(resolved)

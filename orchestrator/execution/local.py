@@ -184,6 +184,12 @@ class LocalRun(RunLifecycle):
             record_outcome(
                 manifest, outcome, self.prepared.redact, slot.blocked, ending.target_lost
             )
+        dashboard = manifest.files.get("dashboard")
+        if dashboard and not (slot.run_dir / dashboard).is_file():  # k6 may skip it
+            del manifest.files["dashboard"]
+            manifest.notes.append(
+                f"k6 wrote no {dashboard}: it needs at least 2 periods of data (see k6.log)"
+            )
         save_quietly(manifest, slot.run_dir, self.echo)
 
 
