@@ -279,3 +279,15 @@ def test_a_huge_config_file_is_refused(tmp_path: Path) -> None:
     config.write_text("# padding\n" * 500_000)  # 5 MB of valid YAML comments
     done = orch("scenarios", "--config", str(config))
     assert_clean_error(done, ExitCode.CONFIG, str(config), "larger than 4 MiB")
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["metric_name,value,timestamp,name", "metric_name,timestamp,metric_value,name,name"],
+)
+def test_a_csv_with_a_header_k6_does_not_write_is_refused(tmp_path: Path, header: str) -> None:
+    raw = tmp_path / "raw.csv"
+    raw.write_text(f"{header}\nhttp_reqs,1,1700000000,x\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["report", "--from", str(raw), "--out", str(tmp_path / "o")])
+    assert result.exit_code == ExitCode.CONFIG
+    assert "unexpected k6 CSV header" in result.output and "--out csv" in result.output

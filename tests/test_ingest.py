@@ -10,13 +10,15 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import re
 import shutil
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from k6_outputs import K6Run, k6_binary, real_runs
+from k6_outputs import NORMAL_OPTIONS, K6Run, k6_binary, real_runs, run_k6
 
 from orchestrator.core import ConfigError
 from orchestrator.results.figures import threshold_rows
@@ -286,6 +288,41 @@ def test_finalize_raw_converts_and_deletes_the_csv(runs: dict[str, K6Run], tmp_p
         (e.name, e.requests, e.rate_limited, e.latency.p95) for e in before.endpoints
     ]
     assert out.stat().st_size < runs["limited"].csv.stat().st_size / 4
+
+
+@pytest.mark.slow
+def test_a_csv_with_fewer_system_tags_is_read_and_converted(
+    runs: dict[str, K6Run], tmp_path: Path
+) -> None:
+    """k6 writes a CSV column only for the system tags it records (orch's own scripts ask
+    for fewer): such a file is read, judged and converted like a full one."""
+    tags = ["check", "expected_response", "method", "name", "scenario", "status"]
+    run = run_k6(tmp_path / "k6", "few-tags", {**NORMAL_OPTIONS, "systemTags": tags})
+    with open(run.csv, encoding="utf-8") as fh:
+        header = fh.readline().strip().split(",")
+    assert "url" not in header and "proto" not in header and "name" in header
+    full = ingest_raw(runs["normal"].csv)
+    from_csv = ingest_raw(run.csv)
+    from_json = ingest_raw(run.ndjson)
+    # An unnamed request is its URL (k6 fills the name tag with it), on each run's own port.
+    def names(agg: Any) -> set[str]:
+        return {re.sub(r":\d+/", ":PORT/", e.name) for e in agg.endpoints}
+
+    assert names(from_csv) == names(full)
+    assert [(e.name, e.requests, e.failed, e.latency.p95) for e in from_csv.endpoints] == [
+        (e.name, e.requests, e.failed, pytest.approx(e.latency.p95, abs=2e-6))
+        for e in from_json.endpoints
+    ]
+    folder = tmp_path / "run"
+    folder.mkdir()
+    shutil.copyfile(run.csv, folder / "raw.csv")
+    out = finalize_raw(folder)
+    assert out == folder / "raw.parquet" and not (folder / "raw.csv").exists()
+    converted = ingest_raw(out)
+    assert converted.total_points == from_csv.total_points
+    assert [(e.name, e.requests, e.failed) for e in converted.endpoints] == [
+        (e.name, e.requests, e.failed) for e in from_csv.endpoints
+    ]
 
 
 @pytest.mark.slow

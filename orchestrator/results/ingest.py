@@ -278,9 +278,36 @@ def find_raw(run_dir: Path) -> Path | None:
     return None
 
 
-def _csv_reader(path: Path, compressed: bool) -> str:
-    cols = ", ".join(f"'{c}': 'VARCHAR'" for c in CSV_COLUMNS)
-    cols = cols.replace("'metric_value': 'VARCHAR'", "'metric_value': 'DOUBLE'")
+def csv_header(path: Path, compressed: bool) -> tuple[str, ...]:
+    """The columns of a k6 CSV file, from its first line.
+
+    k6 writes a column only for the system tags it records: a script's ``systemTags`` (or
+    ``--system-tags``) leaves out the others, orch's own scripts among them.
+    """
+    opener = gzip.open if compressed else open
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as fh:
+            line = fh.readline(64 * 1024)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ConfigError(f"cannot read the raw file {path}: {exc}; is it truncated?") from None
+    names = tuple(name.strip().strip('"') for name in line.rstrip("\r\n").split(","))
+    if names[:3] != CSV_COLUMNS[:3] or len(set(names)) != len(names):
+        raise ConfigError(
+            f"{path} has an unexpected k6 CSV header ({line.strip()[:200]!r}); pass the file "
+            "k6 wrote with --out csv"
+        )
+    return names
+
+
+def _csv_column(name: str, header: tuple[str, ...]) -> str:
+    """A CSV column by name, or NULL when k6 did not write it (a tag it did not record)."""
+    return f'"{name}"' if name in header else "NULL::VARCHAR"
+
+
+def _csv_reader(path: Path, compressed: bool, header: tuple[str, ...]) -> str:
+    cols = ", ".join(
+        f"'{_sql_str(c)}': '{'DOUBLE' if c == 'metric_value' else 'VARCHAR'}'" for c in header
+    )
     return (
         f"read_csv('{_sql_str(str(path))}', header=true, columns={{{cols}}}, "
         f"compression='{'gzip' if compressed else 'none'}', ignore_errors=true, "
@@ -317,10 +344,14 @@ def finalize_raw(run_dir: Path) -> Path:
             return csv_path
         con = _connect()
         try:
+            header = csv_header(csv_path, compressed)
             select = ", ".join(
-                f"{_CSV_TS} AS timestamp" if c == "timestamp" else f'"{c}"' for c in CSV_COLUMNS
+                f"{_CSV_TS} AS timestamp"
+                if c == "timestamp"
+                else f'{_csv_column(c, header)} AS "{c}"'
+                for c in CSV_COLUMNS
             )
-            query = f"SELECT {select} FROM {_csv_reader(csv_path, compressed)}"
+            query = f"SELECT {select} FROM {_csv_reader(csv_path, compressed, header)}"
             # Stream CSV -> Parquet. The skipped-line count goes into the file's metadata; it
             # is guessed from the last byte (a killed k6 leaves a partial last line) and the
             # copy is redone in the rare case DuckDB rejected other lines too.
@@ -400,6 +431,21 @@ _ENDPOINT = "coalesce(nullif({name}, ''), nullif({url}, ''), '(untagged)')"
 _REPORT_TAGS = frozenset(
     {"method", "status", "error_code", "expected_response", "check", "error", "scenario"}
 )
+# Every tag k6 can put on a sample by itself (``systemTags``); vu, iter, ip and ocsp_status
+# are off unless asked for.
+K6_SYSTEM_TAGS = frozenset(SYSTEM_TAGS) | {"vu", "iter", "ip", "ocsp_status"}
+
+
+def recorded_system_tags(filter_tags: set[str]) -> list[str]:
+    """The ``systemTags`` of orch's own scripts: what the report reads, and any system tag
+    a threshold filters on (``filter_tags``).
+
+    k6 writes each on every sample of every request. Its defaults add url (the name tag
+    holds the URL unless a request names itself), proto, subproto, tls_version and
+    service, which no report reads: leaving them out made 20 VUs with no sleep send 3 %
+    more requests with ``--out csv`` (benchmarks/peer.py).
+    """
+    return sorted(_REPORT_TAGS | {"name", "group"} | (filter_tags & K6_SYSTEM_TAGS))
 
 
 def _projected(tags: set[str] | None) -> tuple[dict[str, str], bool]:
@@ -474,21 +520,21 @@ def _tabular_source(
     path: Path, fmt: str, compressed: bool, tags: set[str] | None = None
 ) -> _Source:
     projected, with_extra = _projected(tags)
-    if fmt == "parquet":
+    if fmt == "parquet":  # orch's own: every column of CSV_COLUMNS
         reader = f"read_parquet('{_sql_str(str(path))}')"
         ts = "try_cast(timestamp AS DOUBLE)"
+        header: tuple[str, ...] = CSV_COLUMNS
     else:
-        reader = _csv_reader(path, compressed)
+        header = csv_header(path, compressed)
+        reader = _csv_reader(path, compressed, header)
         ts = _CSV_TS
-    cols = ", ".join(
-        f'"{k}" AS {alias}' if k in ("check", "group") else f"{k} AS {alias}"
-        for k, alias in projected.items()
-    )
+    cols = ", ".join(f"{_csv_column(k, header)} AS {alias}" for k, alias in projected.items())
+    endpoint = _ENDPOINT.format(name=_csv_column("name", header), url=_csv_column("url", header))
+    extra = _csv_column("extra_tags", header) if with_extra else "NULL::VARCHAR"
     select = (
         f"CASE WHEN metric_name IS NULL THEN NULL ELSE 'Point' END AS line_type, "
         f"metric_name AS metric, {ts} AS ts, try_cast(metric_value AS DOUBLE) AS value, "
-        f"{_ENDPOINT.format(name='name', url='url')} AS endpoint, {cols}, "
-        f"{'extra_tags' if with_extra else 'NULL::VARCHAR AS extra_tags'}"
+        f"{endpoint} AS endpoint, {cols}, {extra} AS extra_tags"
     )
     return _Source(select, reader, "metric_name", "metric_name IS NULL")
 
