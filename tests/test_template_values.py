@@ -380,3 +380,23 @@ def test_the_context_names_are_what_the_test_treats_as_orch_s_own(tmp_path: Path
     run = resolve_run(config, "email-queue", ENVIRONMENT)
     context = template_context(run)
     assert set(context) - set(run.vars) == ORCH_CONTEXT | set(URL_VARS)
+
+
+def test_scripts_record_the_system_tags_the_report_and_thresholds_read(tmp_path: Path) -> None:
+    """orch's scripts ask k6 only for the tags the report reads (each is written on every
+    sample), plus a system tag a threshold filters on; custom tags are not system tags."""
+
+    def edit(data: dict[str, Any]) -> None:
+        data["scenarios"]["email-queue"]["thresholds"].update(
+            {"http_req_duration{url:http://127.0.0.1/x,flow:a}": ["p(95)<900"],
+             "http_reqs{vu:1}": ["count>=0"]}
+        )  # fmt: skip
+
+    plain = resolve_run(load_config(make_project(tmp_path / "a", port=PORT)), "email-queue",
+                        ENVIRONMENT)  # fmt: skip
+    reads = ["check", "error", "error_code", "expected_response", "group", "method", "name",
+             "scenario", "status"]  # fmt: skip
+    assert template_context(plain)["options"]["systemTags"] == reads
+    filtered = resolve_run(load_config(make_project(tmp_path / "b", edit, port=PORT)),
+                           "email-queue", ENVIRONMENT)  # fmt: skip
+    assert template_context(filtered)["options"]["systemTags"] == sorted([*reads, "url", "vu"])

@@ -23,6 +23,8 @@ import jinja2
 
 from orchestrator.config import EgressPolicy, OrchConfig, ResolvedRun, guard_run
 from orchestrator.core import ConfigError, SetupError
+from orchestrator.results.ingest import recorded_system_tags
+from orchestrator.results.summary import parse_metric_key
 from orchestrator.target import WEBHOOK_PATH_VAR, is_webhook_scenario, scenario_webhook
 
 HELPERS_DIR_NAME = "k6_scripts"
@@ -107,10 +109,19 @@ def build_environment(templates_dir: Path) -> jinja2.Environment:
     return env
 
 
+def _system_tags(thresholds: dict[str, Any]) -> list[str]:
+    """``systemTags``: the tags the report reads and those the thresholds filter on."""
+    filtered: set[str] = set()
+    for key in thresholds:
+        filtered.update(parse_metric_key(key)[1])
+    return recorded_system_tags(filtered)
+
+
 def k6_options(run: ResolvedRun, policy: EgressPolicy | None = None) -> dict[str, Any]:
-    """The `options` object the script exports: one k6 scenario, thresholds, tags, and the
-    environment's allow-list as k6 enforces it at connect time (``blacklistIPs``: every
-    address outside it; ``blockHostnames``: production's names)."""
+    """The `options` object the script exports: one k6 scenario, thresholds, tags, the
+    system tags the report reads, and the environment's allow-list as k6 enforces it at
+    connect time (``blacklistIPs``: every address outside it; ``blockHostnames``:
+    production's names)."""
     scenario_options = run.profile.k6_options()
     blocked = policy.k6_options() if policy else {}
     return {
@@ -119,6 +130,7 @@ def k6_options(run: ResolvedRun, policy: EgressPolicy | None = None) -> dict[str
         "thresholds": run.thresholds,
         # Tags go on every metric sample (and so into every raw line): keep them few.
         "tags": dict(run.scenario.tags),
+        "systemTags": _system_tags(run.thresholds),
         "summaryTrendStats": ["avg", "min", "med", "max", "p(90)", "p(95)", "p(99)", "count"],
     }
 
@@ -254,6 +266,7 @@ def mix_options(run: ResolvedRun, policy: EgressPolicy | None = None) -> dict[st
         **blocked,
         "scenarios": run.load_profile(),
         "thresholds": run.thresholds,
+        "systemTags": _system_tags(run.thresholds),
         "summaryTrendStats": ["avg", "min", "med", "max", "p(90)", "p(95)", "p(99)", "count"],
     }
 
