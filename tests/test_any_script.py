@@ -262,9 +262,15 @@ def test_a_script_is_not_sent_to_the_k6_operator(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.docker
 def test_a_foreign_script_runs_in_docker_with_its_folder_mounted(
     shop: Shop, tmp_path: Path
 ) -> None:
+    from orchestrator.execution.docker import DEFAULT_IMAGE, docker_status, image_status
+    from tests.test_docker_runner import _require_or_skip  # skip, or fail where CI needs Docker
+
+    if not docker_status().reachable or not image_status(DEFAULT_IMAGE).present:
+        _require_or_skip(f"no Docker engine, or no image {DEFAULT_IMAGE}")
     config = project(tmp_path, shop.url)
     code, out, output = orch(config, "run", str(SCRIPT), "--runner", "docker")
     assert code == ExitCode.OK, output
