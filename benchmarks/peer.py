@@ -12,6 +12,12 @@ Issue 15's four ratios, measured side by side in one invocation with the arms al
    of plain k6 with no output: k6 ``--out csv`` (what orch needs for exact percentiles)
    and ``orch run``.
 
+3. **Floors** (after the rounds, on the last orch run's folder): the parts of orch's cost
+   that a Python wrapper making this report cannot avoid, each measured alone: Python
+   itself, orch's start-up (``orch --help``), importing the report's libraries (DuckDB,
+   pandas, matplotlib, Jinja2), ``orch report`` drawing the charts again and keeping them,
+   and k6 writing the raw points (``--out csv`` of the script orch runs, against no output).
+
 Targets (issue 15): wall ≤ 1.04x, CPU ≤ 1.20x (orch's own ≤ 0.6 s), peak RSS ≤ 1.5x (orch
 ≤ 60 MB while k6 runs), capacity ≥ 0.95x. The machine must be otherwise idle.
 
@@ -165,6 +171,41 @@ def _requests_of_summary(path: Path) -> int:
     return int(json.loads(path.read_text())["metrics"]["http_reqs"]["count"])
 
 
+REPORT_STACK = (
+    "import duckdb, pandas, jinja2, matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot"
+)
+
+
+def measure_floors(
+    folder: Path, script: str, k6: str, env: dict[str, str], rounds: int
+) -> dict[str, list[Measure]]:
+    """Each unavoidable part of orch's cost, measured alone ``rounds`` times."""
+    run_dir = [
+        p for p in sorted((folder / "results").iterdir())
+        if json.loads((p / "run.json").read_text()).get("profile") == "bench"
+    ][-1]  # fmt: skip
+    inputs = run_dir / "charts" / ".inputs.json"
+    report = [sys.executable, "-m", "orchestrator", "report", str(run_dir)]
+    parts: dict[str, list[str]] = {
+        "python -c pass": [sys.executable, "-c", "pass"],
+        "orch --help (start-up)": [sys.executable, "-m", "orchestrator", "--help"],
+        "import DuckDB, pandas, matplotlib, Jinja2": [sys.executable, "-c", REPORT_STACK],
+        "orch report, charts drawn again": report,
+        "orch report, charts kept": report,
+        "k6 run, no output (the 20 s run)": [k6, "run", "--quiet", script],
+        "k6 run --out csv (the 20 s run)": [k6, "run", "--quiet", "--out",
+                                            f"csv={folder / 'floor.csv'}", script],
+    }  # fmt: skip
+    out: dict[str, list[Measure]] = {label: [] for label in parts}
+    for _ in range(rounds):
+        for label, command in parts.items():
+            if label.endswith("drawn again"):
+                inputs.unlink(missing_ok=True)
+            out[label].append(measure(command, env))
+    (folder / "floor.csv").unlink(missing_ok=True)
+    return out
+
+
 def _ratio(c: float, a: float) -> str:
     return f"{c / a:5.2f}×" if a else "  n/a"
 
@@ -224,6 +265,8 @@ def main() -> None:
             print(f"round {round_no}: capacity k6 {capacity_plain[-1]:,}, k6 --out csv "
                   f"{capacity_csv[-1]:,}, orch {capacity_orch[-1]:,} requests")  # fmt: skip
 
+        floors = measure_floors(folder, scripts["bench"], k6, env, args.rounds)
+
     def med(values: list[Measure], name: str) -> float:
         return statistics.median(getattr(m, name) for m in values)
 
@@ -247,6 +290,10 @@ def main() -> None:
     for label, values in (("k6 --out csv:", capacity_csv), ("orch run:", capacity_orch)):
         c = statistics.median(values)
         print(f"  {label:<16} {c:>10,.0f}  {_ratio(c, a)}   (target ≥ 0.95×)")
+    print("\nfloors, each alone (median wall s / CPU s / peak RSS MB):")
+    for label, runs in floors.items():
+        print(f"  {label:<58} {med(runs, 'wall_s'):6.2f} {med(runs, 'cpu_s'):6.2f} "
+              f"{med(runs, 'peak_rss_mb'):6.0f}")  # fmt: skip
 
 
 if __name__ == "__main__":
