@@ -14,29 +14,22 @@ otherwise idle.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.peer import (  # noqa: E402
-    CAPACITY_PROFILE,
     _orch,
     _requests_of_latest_run,
     _requests_of_summary,
+    bench_project,
     measure,
+    render_plain,
 )
-from benchmarks.run_overhead import make_project  # noqa: E402
-from benchmarks.sandbox import open_webhook  # noqa: E402
-from orchestrator.config import SandboxSettings  # noqa: E402
-from orchestrator.execution.progress import free_loopback_port  # noqa: E402
-from orchestrator.target import start_sandbox  # noqa: E402
 
 ARMS: dict[str, dict[str, str] | None] = {
     "k6 --out csv": None,
@@ -51,25 +44,9 @@ def main() -> None:
     parser.add_argument("--duration", default="10s")
     args = parser.parse_args()
 
-    port = free_loopback_port()
     k6 = shutil.which("k6") or "k6"
-    with tempfile.TemporaryDirectory() as tmp, start_sandbox(
-        SandboxSettings(port=port, latency_ms_median=1, latency_ms_p95=3),
-        n8n=open_webhook(Path(tmp)),
-    ) as sandbox:
-        folder = Path(tmp)
-        config = make_project(folder, port, 500, "20s")
-        head, tail = config.read_text().split("    profiles:\n", 1)
-        profile = CAPACITY_PROFILE.format(duration=args.duration).lstrip("\n")
-        config.write_text(head + "    profiles:\n" + profile + tail)
-        env = {**os.environ, "ORCH_N8N_BASE_URL": sandbox.url, "ORCH_BASE_URL": sandbox.url,
-               "WEBHOOK_SECRET": "benchmark-key", "ORCH_SANDBOX_WEBHOOK_SECRET": "benchmark-key",
-               "MPLBACKEND": "Agg"}  # fmt: skip
-        script = subprocess.run(
-            [sys.executable, "-m", "orchestrator", "render", "linkedin-scrape", "--profile",
-             "capacity", "--config", str(config), "--out", str(folder / "plain")],
-            capture_output=True, text=True, check=True, env=env,
-        ).stdout.strip()  # fmt: skip
+    with bench_project(500, "20s", args.duration) as (folder, config, env):
+        script = render_plain(config, "capacity", folder, env)
         summary, csv = folder / "summary.json", folder / "capacity.csv"
         requests: dict[str, list[int]] = {arm: [] for arm in ARMS}
         for round_no in range(1, args.rounds + 1):

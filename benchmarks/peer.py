@@ -27,6 +27,7 @@ Targets (issue 15): wall ≤ 1.04x, CPU ≤ 1.20x (orch's own ≤ 0.6 s), peak R
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -37,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -210,6 +212,39 @@ def _ratio(c: float, a: float) -> str:
     return f"{c / a:5.2f}×" if a else "  n/a"
 
 
+@contextlib.contextmanager
+def bench_project(
+    rate: int, duration: str, capacity_duration: str
+) -> Iterator[tuple[Path, Path, dict[str, str]]]:
+    """A temporary project against an orch sandbox on loopback, with the ``bench`` profile
+    (``rate`` req/s for ``duration``) and the ``capacity`` one (20 VUs, no sleep): its
+    folder, orch.yaml and the environment both arms run with."""
+    port = free_loopback_port()
+    with tempfile.TemporaryDirectory() as tmp, start_sandbox(
+        SandboxSettings(port=port, latency_ms_median=1, latency_ms_p95=3),
+        n8n=open_webhook(Path(tmp)),
+    ) as sandbox:
+        folder = Path(tmp)
+        config = make_project(folder, port, rate, duration)
+        marker = "    profiles:\n"
+        head, tail = config.read_text().split(marker, 1)
+        capacity = CAPACITY_PROFILE.format(duration=capacity_duration).lstrip("\n")
+        config.write_text(head + marker + capacity + tail)
+        env = {**os.environ, "ORCH_N8N_BASE_URL": sandbox.url, "ORCH_BASE_URL": sandbox.url,
+               "WEBHOOK_SECRET": "benchmark-key", "ORCH_SANDBOX_WEBHOOK_SECRET": "benchmark-key",
+               "MPLBACKEND": "Agg"}  # fmt: skip
+        yield folder, config, env
+
+
+def render_plain(config: Path, profile: str, folder: Path, env: dict[str, str]) -> str:
+    """The script orch renders for ``profile``, for plain k6 to run."""
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", "render", "linkedin-scrape", "--profile",
+         profile, "--config", str(config), "--out", str(folder / f"plain-{profile}")],
+        capture_output=True, text=True, check=True, env=env,
+    ).stdout.strip()  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -218,29 +253,10 @@ def main() -> None:
     parser.add_argument("--capacity-s", type=int, default=10)
     args = parser.parse_args()
 
-    port = free_loopback_port()
     k6 = shutil.which("k6") or "k6"
-    with tempfile.TemporaryDirectory() as tmp, start_sandbox(
-        SandboxSettings(port=port, latency_ms_median=1, latency_ms_p95=3),
-        n8n=open_webhook(Path(tmp)),
-    ) as sandbox:
-        folder = Path(tmp)
-        config = make_project(folder, port, args.rate, args.duration)
-        text = config.read_text()
-        marker = "    profiles:\n"
-        head, tail = text.split(marker, 1)
-        capacity = CAPACITY_PROFILE.format(duration=f"{args.capacity_s}s").lstrip("\n")
-        config.write_text(head + marker + capacity + tail)
-        env = {**os.environ, "ORCH_N8N_BASE_URL": sandbox.url, "ORCH_BASE_URL": sandbox.url,
-               "WEBHOOK_SECRET": "benchmark-key", "ORCH_SANDBOX_WEBHOOK_SECRET": "benchmark-key",
-               "MPLBACKEND": "Agg"}  # fmt: skip
-        scripts = {}
-        for profile in ("bench", "capacity"):
-            scripts[profile] = subprocess.run(
-                [sys.executable, "-m", "orchestrator", "render", "linkedin-scrape", "--profile",
-                 profile, "--config", str(config), "--out", str(folder / f"plain-{profile}")],
-                capture_output=True, text=True, check=True, env=env,
-            ).stdout.strip()  # fmt: skip
+    with bench_project(args.rate, args.duration, f"{args.capacity_s}s") as (folder, config, env):
+        scripts = {profile: render_plain(config, profile, folder, env)
+                   for profile in ("bench", "capacity")}  # fmt: skip
 
         plain: list[Measure] = []
         orch: list[Measure] = []
