@@ -23,12 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.peer import (  # noqa: E402
-    _orch,
-    _requests_of_latest_run,
-    _requests_of_summary,
     bench_project,
-    measure,
     render_plain,
+    requests_of_k6,
+    requests_of_orch,
 )
 
 ARMS: dict[str, dict[str, str] | None] = {
@@ -52,13 +50,12 @@ def main() -> None:
         for round_no in range(1, args.rounds + 1):
             for arm, extra in ARMS.items():
                 if extra is None:
-                    measure([k6, "run", "--quiet", "--summary-export", str(summary), "--out",
-                             f"csv={csv}", script], env)  # fmt: skip
-                    requests[arm].append(_requests_of_summary(summary))
+                    requests[arm].append(requests_of_k6(
+                        [k6, "run", "--quiet", "--summary-export", str(summary), "--out",
+                         f"csv={csv}", script], summary, env))  # fmt: skip
                     csv.unlink(missing_ok=True)
                 else:
-                    measure(_orch("capacity", config), {**env, **extra})
-                    requests[arm].append(_requests_of_latest_run(folder / "results"))
+                    requests[arm].append(requests_of_orch("capacity", config, {**env, **extra}))
             print(f"round {round_no}: " + ", ".join(f"{a} {v[-1]:,}" for a, v in requests.items()))
 
     base = requests["k6 --out csv"]

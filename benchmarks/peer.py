@@ -164,13 +164,33 @@ def _orch(profile: str, config: Path) -> list[str]:
             "--runner", "native", "--config", str(config)]  # fmt: skip
 
 
-def _requests_of_latest_run(results: Path) -> int:
-    latest = sorted(p for p in results.iterdir() if p.is_dir())[-1]
-    return int(json.loads((latest / "results.json").read_text())["overall"]["requests"])
+def requests_of_new_run(results: Path, before: set[Path]) -> int:
+    """Requests of the one run folder in ``results`` that is not in ``before``: a failed
+    orch run that made no folder must not count the previous arm's figures."""
+    folders = results.iterdir() if results.is_dir() else iter(())
+    new = [p for p in folders if p.is_dir() and p not in before]
+    if len(new) != 1:
+        raise SystemExit(f"expected one new run folder in {results}, found {len(new)}: "
+                         "the orch run failed (its output is above)")  # fmt: skip
+    return int(json.loads((new[0] / "results.json").read_text())["overall"]["requests"])
 
 
-def _requests_of_summary(path: Path) -> int:
-    return int(json.loads(path.read_text())["metrics"]["http_reqs"]["count"])
+def requests_of_orch(profile: str, config: Path, env: dict[str, str]) -> int:
+    """Run ``orch run`` with ``profile`` and return the requests its new run folder counts."""
+    results = config.parent / "results"
+    before = set(results.iterdir()) if results.is_dir() else set()
+    measure(_orch(profile, config), env)
+    return requests_of_new_run(results, before)
+
+
+def requests_of_k6(command: list[str], summary: Path, env: dict[str, str]) -> int:
+    """Run k6 (``command`` exports its summary to ``summary``) and return its requests;
+    the previous run's summary is removed first, so a k6 that fails is not counted."""
+    summary.unlink(missing_ok=True)
+    measure(command, env)
+    if not summary.is_file():
+        raise SystemExit(f"k6 wrote no {summary.name}: the run failed (its output is above)")
+    return int(json.loads(summary.read_text())["metrics"]["http_reqs"]["count"])
 
 
 REPORT_STACK = (
@@ -194,8 +214,8 @@ def measure_floors(
         "import DuckDB, pandas, matplotlib, Jinja2": [sys.executable, "-c", REPORT_STACK],
         "orch report, charts drawn again": report,
         "orch report, charts kept": report,
-        "k6 run, no output (the 20 s run)": [k6, "run", "--quiet", script],
-        "k6 run --out csv (the 20 s run)": [k6, "run", "--quiet", "--out",
+        "k6 run, no output (the overhead run's script)": [k6, "run", "--quiet", script],
+        "k6 run --out csv (the overhead run's script)": [k6, "run", "--quiet", "--out",
                                             f"csv={folder / 'floor.csv'}", script],
     }  # fmt: skip
     out: dict[str, list[Measure]] = {label: [] for label in parts}
@@ -268,16 +288,15 @@ def main() -> None:
             plain.append(measure([k6, "run", "--quiet", scripts["bench"]], env))
             orch.append(measure(_orch("bench", config), env))
             print(f"round {round_no}: k6 {plain[-1].wall_s:.2f} s, orch {orch[-1].wall_s:.2f} s")
-            measure([k6, "run", "--quiet", "--summary-export", str(summary),
-                     scripts["capacity"]], env)  # fmt: skip
-            capacity_plain.append(_requests_of_summary(summary))
+            capacity_plain.append(requests_of_k6(
+                [k6, "run", "--quiet", "--summary-export", str(summary), scripts["capacity"]],
+                summary, env))  # fmt: skip
             csv = folder / "capacity.csv"
-            measure([k6, "run", "--quiet", "--summary-export", str(summary), "--out",
-                     f"csv={csv}", scripts["capacity"]], env)  # fmt: skip
-            capacity_csv.append(_requests_of_summary(summary))
+            capacity_csv.append(requests_of_k6(
+                [k6, "run", "--quiet", "--summary-export", str(summary), "--out", f"csv={csv}",
+                 scripts["capacity"]], summary, env))  # fmt: skip
             csv.unlink(missing_ok=True)
-            measure(_orch("capacity", config), env)
-            capacity_orch.append(_requests_of_latest_run(folder / "results"))
+            capacity_orch.append(requests_of_orch("capacity", config, env))
             print(f"round {round_no}: capacity k6 {capacity_plain[-1]:,}, k6 --out csv "
                   f"{capacity_csv[-1]:,}, orch {capacity_orch[-1]:,} requests")  # fmt: skip
 
