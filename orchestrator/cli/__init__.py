@@ -76,7 +76,12 @@ def entry_point() -> NoReturn:
     `orch report`). The command's work is finished by then: the exit handlers still run,
     threads that are not daemons are waited for and the output is flushed, as in a normal
     exit; only the freeing is skipped.
+
+    pydantic's plugins (none of which orch uses) are turned off unless the environment says
+    otherwise: looking for them reads every installed package's metadata, 0.06 s of each
+    command that builds a model (measured on `orch report`).
     """
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
         main(standalone_mode=True)
         code = 0
