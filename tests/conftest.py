@@ -15,6 +15,10 @@ from click.testing import CliRunner, Result
 from orchestrator.cli import main
 from orchestrator.core import K6_SCRIPTS_DIR, PROJECT_ROOT, TEMPLATES_DIR
 
+# Every test measures its raw files itself (some replace the ingest to test what follows);
+# tests/test_ingest_cache.py turns the per-user figures cache on in a folder of its own.
+os.environ["ORCH_CACHE_DIR"] = "off"
+
 
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""

@@ -162,3 +162,27 @@ def test_a_long_run_s_worker_imports_its_libraries_only_near_the_end(
     done = worker.finish(modules)
     assert done is not None
     assert done[0] == [warmed, warmed]
+
+
+def _adapter_built(args: Any, echo: Callable[[str], None]) -> Any:
+    from orchestrator.results import ingest_cache
+
+    return ingest_cache._adapter.cache_info().currsize
+
+
+def test_a_worker_calls_what_its_warm_list_names(workers: list[ReportWorker[Any]]) -> None:
+    """``module:function`` in the warm list is imported and called (the figures cache's
+    validator is built while k6 runs, not after)."""
+    from orchestrator.results import ingest_cache
+
+    ingest_cache._adapter.cache_clear()
+    worker = ReportWorker.fork(
+        _adapter_built, warm_after_s=0.0,
+        warm_modules=("orchestrator.results.ingest_cache:prepare",),
+    )  # fmt: skip
+    assert worker is not None
+    workers.append(worker)
+    time.sleep(1.0)
+    done = worker.finish(None)
+    assert done is not None and done[0] == 1
+    assert ingest_cache._adapter.cache_info().currsize == 0  # built in the worker only

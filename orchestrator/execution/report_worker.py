@@ -16,6 +16,7 @@ None and the caller does the job itself.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import pickle
 import signal
@@ -30,7 +31,8 @@ Result = TypeVar("Result")
 # The job: (its arguments, a sink for the lines it would print) -> its result (picklable).
 Job = Callable[[Any, Callable[[str], None]], Result]
 
-# What the report imports lazily; loading them is the worker's head start.
+# What the report imports lazily; loading them is the worker's head start. ``module:name``
+# also calls ``module.name()`` (what the module builds on first use).
 WARM_MODULES = (
     "duckdb",
     "numpy",
@@ -41,6 +43,7 @@ WARM_MODULES = (
     "matplotlib.backends.backend_agg",
     "jinja2",
     "markdown_it",
+    "orchestrator.results.ingest_cache:prepare",
 )
 # Kept short: after a Ctrl-C the worker needs only to note the interruption in run.json.
 INTERRUPT_GRACE_S = 5.0
@@ -188,8 +191,11 @@ def _warm_up(modules: tuple[str, ...], after_s: float, job_came: threading.Event
     with contextlib.suppress(AttributeError, OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
     for name in modules:
+        module_name, _, function = name.partition(":")
         with contextlib.suppress(Exception):
-            __import__(name)
+            module = importlib.import_module(module_name)
+            if function:
+                getattr(module, function)()
     with contextlib.suppress(Exception):
         if "matplotlib" in sys.modules:
             sys.modules["matplotlib"].use("Agg", force=False)

@@ -33,9 +33,9 @@ from orchestrator.results.ingest import (
     RAW_CANDIDATES,
     RawAggregates,
     find_raw,
-    ingest_raw,
     verify_raw,
 )
+from orchestrator.results.ingest_cache import cached_ingest
 from orchestrator.results.model import ChartEntry, ResultsDocument
 from orchestrator.results.pages import fit_summary, mermaid_charts, write_html
 from orchestrator.results.run_folder import RunFolder, RunManifest, write_text_atomic
@@ -193,7 +193,7 @@ def build_report(run_dir: Path, *, raw_file: Path | None = None) -> ReportResult
     if raw is None:
         notes.append("no raw time series in the folder: figures come from k6's summary only")
     else:
-        agg = ingest_raw(
+        agg = cached_ingest(
             raw,
             thresholds=declared,
             duration_s=duration,
