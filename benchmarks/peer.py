@@ -14,9 +14,10 @@ Issue 15's four ratios, measured side by side in one invocation with the arms al
 
 3. **Floors** (after the rounds, on the last orch run's folder): the parts of orch's cost
    that a Python wrapper making this report cannot avoid, each measured alone: Python
-   itself, orch's start-up (``orch --help``), importing the report's libraries (DuckDB,
-   pandas, matplotlib, Jinja2), ``orch report`` drawing the charts again and keeping them,
-   and k6 writing the raw points (``--out csv`` of the script orch runs, against no output).
+   itself, orch's start-up (``orch --help``), importing the report's libraries (those the
+   report worker imports: DuckDB, numpy, matplotlib, Jinja2, markdown-it), ``orch report``
+   drawing the charts again and keeping them, and k6 writing the raw points (``--out csv``
+   of the script orch runs, against no output).
 
 Targets (issue 15): wall ≤ 1.04x, CPU ≤ 1.20x (orch's own ≤ 0.6 s), peak RSS ≤ 1.5x (orch
 ≤ 60 MB while k6 runs), capacity ≥ 0.95x. The machine must be otherwise idle.
@@ -193,8 +194,9 @@ def requests_of_k6(command: list[str], summary: Path, env: dict[str, str]) -> in
     return int(json.loads(summary.read_text())["metrics"]["http_reqs"]["count"])
 
 
-REPORT_STACK = (
-    "import duckdb, pandas, jinja2, matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot"
+REPORT_STACK = (  # the report worker's WARM_MODULES but orch's own
+    "import duckdb, numpy, jinja2, markdown_it, matplotlib; matplotlib.use('Agg'); "
+    "import matplotlib.figure, matplotlib.ticker, matplotlib.backends.backend_agg"
 )
 
 
@@ -211,7 +213,8 @@ def measure_floors(
     parts: dict[str, list[str]] = {
         "python -c pass": [sys.executable, "-c", "pass"],
         "orch --help (start-up)": [sys.executable, "-m", "orchestrator", "--help"],
-        "import DuckDB, pandas, matplotlib, Jinja2": [sys.executable, "-c", REPORT_STACK],
+        "import DuckDB, numpy, matplotlib, Jinja2, markdown-it": [sys.executable, "-c",
+                                                                 REPORT_STACK],
         "orch report, charts drawn again": report,
         "orch report, charts kept": report,
         "k6 run, no output (the overhead run's script)": [k6, "run", "--quiet", script],
