@@ -2,8 +2,9 @@
 
 When k6 has ended, orch compacts the raw output and builds the report with DuckDB,
 matplotlib, Jinja2 and markdown-it (not pandas). Importing them took about 0.7 s of wall
-time after the load, on top of the work itself. The worker is forked before k6 starts. One of its threads imports
-those libraries at the lowest CPU priority, so k6 keeps the cores; its main thread waits.
+time after the load, on top of the work itself. The worker is forked before k6 starts.
+One of its threads imports those libraries at the lowest CPU priority, so k6 keeps the
+cores; its main thread waits.
 In a long run it imports them only in the run's last half minute (about 60 MB).
 When k6 has ended, :meth:`ReportWorker.finish` hands it the job's arguments, and it does
 the job and sends back the result and the lines it would have printed.
