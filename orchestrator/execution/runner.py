@@ -105,12 +105,20 @@ class LinePump:
     """Forwards k6's output lines to a sink and notices when the run folder cannot be
     written: the sink failing (k6.log on a full disk) or k6 saying it cannot write its
     output. After that it drains k6's output without forwarding it, so k6 never blocks on
-    a full pipe, and :attr:`failed` tells the runner to stop k6."""
+    a full pipe, and :attr:`failed` tells the runner to stop k6. :attr:`changed` is set
+    on a failure and when k6 closes its output (it is ending), to wake the runner at once."""
 
     def __init__(self, on_line: LineSink) -> None:
         self._on_line = on_line
         self.failed = threading.Event()
+        self.closed = threading.Event()
+        self.changed = threading.Event()
         self.problem: str | None = None
+
+    def close(self) -> None:
+        """k6's output has ended."""
+        self.closed.set()
+        self.changed.set()
 
     def feed(self, line: str) -> None:
         if self.failed.is_set():
@@ -127,6 +135,7 @@ class LinePump:
         if self.problem is None:
             self.problem = problem
         self.failed.set()
+        self.changed.set()
 
 
 class K6Runner(Protocol):
@@ -199,11 +208,16 @@ class NativeRunner:
         interrupted = False
         try:
             while proc.poll() is None:
-                if lines.failed.wait(0.1):
+                if lines.failed.is_set():
                     _stop_gracefully(proc, IO_STOP_GRACE_SECONDS)
                     break
                 if self._stop.is_set():
                     raise KeyboardInterrupt
+                if lines.closed.is_set():  # k6 is ending: notice its exit without delay
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        proc.wait(timeout=0.1)
+                else:
+                    lines.changed.wait(0.1)
         except KeyboardInterrupt:
             interrupted = True
             _stop_gracefully(proc)
@@ -225,8 +239,11 @@ class NativeRunner:
 def _pump_lines(proc: subprocess.Popen[str], lines: LinePump) -> None:
     """Forward each output line of ``proc`` until it closes its output."""
     assert proc.stdout is not None
-    for line in proc.stdout:
-        lines.feed(line.rstrip("\n"))
+    try:
+        for line in proc.stdout:
+            lines.feed(line.rstrip("\n"))
+    finally:
+        lines.close()
 
 
 def _stop_gracefully(proc: subprocess.Popen[str], grace_s: float = STOP_GRACE_SECONDS) -> None:
