@@ -4,6 +4,7 @@ run's rules, used without the command line."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -89,6 +90,45 @@ def test_the_driver_calls_each_step_once_in_order(project: Callable[..., Path]) 
     # the target was the embedded sandbox, started for the load and stopped after it
     assert any("started the embedded sandbox" in line for line in echoed)
     assert (result.run_dir / "sandbox.log").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fail_at", [None, "start"])
+def test_the_sandbox_stops_while_the_report_is_made_and_is_gone_when_the_run_returns(
+    project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, fail_at: str | None
+) -> None:
+    """Its shutdown (about 0.3 s) overlaps the report: signalled when the load ends, waited
+    for after ``finish``, also when a step fails."""
+    from orchestrator.target.sandbox import SandboxProcess
+
+    config = _config(project)
+    recorder = Recorder(fail_at=fail_at)
+    terminate, stop = SandboxProcess.terminate, SandboxProcess.stop
+
+    def signalled(self: SandboxProcess) -> None:
+        recorder.steps.append("sandbox signalled")
+        terminate(self)
+
+    def stopped(self: SandboxProcess, timeout: float = 5.0) -> int | None:
+        code = stop(self, timeout)
+        recorder.steps.append("sandbox stopped")
+        return code
+
+    monkeypatch.setattr(SandboxProcess, "terminate", signalled)
+    monkeypatch.setattr(SandboxProcess, "stop", stopped)
+    echoed: list[str] = []
+    try:
+        carry_out(recorder, config, _resolved(config), echo=echoed.append)
+    except SetupError:
+        assert fail_at == "start"
+    steps = recorder.steps
+    assert steps.index("sandbox signalled") < steps.index("collect")
+    last = "finish" if fail_at is None else "collect"
+    assert steps[-1] == "sandbox stopped" and steps.index(last) < len(steps) - 1
+    (line,) = [x for x in echoed if "started the embedded sandbox" in x]
+    pid = int(line.rsplit("(pid ", 1)[1].rstrip(")"))
+    with pytest.raises(ProcessLookupError):  # exited and reaped, not a zombie
+        os.kill(pid, 0)
 
 
 @pytest.mark.slow

@@ -141,24 +141,32 @@ def carry_out(
     echo(f"run folder: {prepared.run_dir}")
     started = time.monotonic()
     interrupted, lost, problem = False, None, None
+    stopping: list[TargetWatch] = []  # a sandbox stops while the report is made
     try:
-        with sigterm_as_interrupt():
-            try:
-                with lifecycle.target(run, prepared.run_dir, echo) as target, database_watch(
-                    config, run.environment_name, prepared.run_dir / RunFolder.DATABASE, echo
-                ):
-                    lifecycle.start()
-                    interrupted = lifecycle.wait()
-                    lost = target.lost()
-            except KeyboardInterrupt:
-                interrupted = True
-    except BaseException as exc:
-        problem = exc
-        raise
+        try:
+            with sigterm_as_interrupt():
+                try:
+                    with lifecycle.target(run, prepared.run_dir, echo) as target, (
+                        database_watch(config, run.environment_name,
+                                       prepared.run_dir / RunFolder.DATABASE, echo)
+                    ):  # fmt: skip
+                        target.defer_stop()
+                        stopping.append(target)
+                        lifecycle.start()
+                        interrupted = lifecycle.wait()
+                        lost = target.lost()
+                except KeyboardInterrupt:
+                    interrupted = True
+        except BaseException as exc:
+            problem = exc
+            raise
+        finally:
+            duration = round(time.monotonic() - started, 3)
+            lifecycle.collect(RunEnding(interrupted, problem, lost, duration))
+        return lifecycle.finish()
     finally:
-        duration = round(time.monotonic() - started, 3)
-        lifecycle.collect(RunEnding(interrupted, problem, lost, duration))
-    return lifecycle.finish()
+        for target in stopping:
+            target.wait_stopped()
 
 
 def new_manifest(

@@ -924,10 +924,16 @@ class SandboxProcess:
         """The child's process id."""
         return self.process.pid
 
+    def terminate(self) -> None:
+        """SIGTERM the child without waiting for it (:meth:`stop` waits)."""
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.terminate()
+
     def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> int | None:
         """SIGTERM the child, kill it after ``timeout`` seconds; return its exit code."""
         if self.process.poll() is None:
-            self.process.terminate()
+            self.terminate()
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -1062,6 +1068,10 @@ class TargetWatch:
 
     A thread checks every half second (the child's exit, or the pid of a sandbox orch did
     not start), so the note can say when it stopped.
+
+    A sandbox started for the run is stopped when the load ends. Its shutdown takes about
+    0.3 s (uvicorn's, then Python's); a caller that calls :meth:`defer_stop` has it only
+    signalled then, does other work (the report), and waits with :meth:`wait_stopped`.
     """
 
     INTERVAL_S = 0.5
@@ -1072,8 +1082,11 @@ class TargetWatch:
         pid: int | None = None,
         process: subprocess.Popen[bytes] | None = None,
         token: str | None = None,
+        sandbox: SandboxProcess | None = None,
     ) -> None:
         self.url, self.pid, self.process, self.token = url, pid, process, token
+        self.sandbox = sandbox  # the sandbox started for this run, stopped when it ends
+        self.stop_deferred = False
         self.started = time.monotonic()
         self.lost_after_s: float | None = None
         self._stop = threading.Event()
@@ -1097,6 +1110,16 @@ class TargetWatch:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
+
+    def defer_stop(self) -> None:
+        """When the load ends, only signal the sandbox started for the run to stop; the
+        caller must call :meth:`wait_stopped`."""
+        self.stop_deferred = True
+
+    def wait_stopped(self) -> None:
+        """Wait until the sandbox started for the run has stopped (kill it if it hangs)."""
+        if self.sandbox is not None:
+            self.sandbox.stop()
 
     def lost(self) -> str | None:
         """A note naming the sandbox when it stopped (or stopped answering) during the run."""
@@ -1168,13 +1191,17 @@ def target_for(
     # validated when the config was read; the port comes from base_url
     settings = SandboxSettings.model_validate({**run.environment.sandbox, "port": parts.port or 80})
     n8n = N8NWorkflows.of_run(run, workflows)
-    with start_sandbox(settings, log_path=run_dir / "sandbox.log", n8n=n8n) as sandbox:
+    sandbox = start_sandbox(settings, log_path=run_dir / "sandbox.log", n8n=n8n)
+    watch = TargetWatch(sandbox.url, sandbox.pid, sandbox.process, sandbox.token, sandbox)
+    try:
         echo(f"target: started the embedded sandbox at {sandbox.url} (pid {sandbox.pid})")
-        watch = TargetWatch(sandbox.url, sandbox.pid, sandbox.process, sandbox.token)
-        try:
-            yield watch
-        finally:
-            watch.close()
+        yield watch
+    finally:
+        watch.close()
+        if watch.stop_deferred:
+            sandbox.terminate()
+        else:
+            sandbox.stop()
 
 
 def serve_from_environment() -> int:
