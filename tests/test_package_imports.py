@@ -6,11 +6,13 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from k6_outputs import K6Run, real_runs
 
 import orchestrator.config as config
+import orchestrator.target as target
 from orchestrator.execution.report_worker import WARM_MODULES
 
 
@@ -28,12 +30,22 @@ def test_the_results_package_does_not_load_the_configuration_models() -> None:
     assert not {"orchestrator.config.model", "yaml", "dotenv"} & loaded
 
 
-def test_every_public_name_of_the_configuration_package_resolves() -> None:
-    for name in config.__all__:
-        assert getattr(config, name) is not None, name
-    assert set(dir(config)) >= set(config.__all__)
+def test_the_sandbox_child_loads_neither_the_configuration_model_nor_other_targets() -> None:
+    loaded = loaded_after("import orchestrator.target.sandbox_child")
+    assert "orchestrator.config.sandbox_settings" in loaded  # what the sandbox needs
+    assert not {
+        "orchestrator.config.model", "orchestrator.target.verify", "orchestrator.target.users",
+        "orchestrator.target.readiness", "orchestrator.db", "yaml",
+    } & loaded  # fmt: skip
+
+
+@pytest.mark.parametrize("package", [config, target])
+def test_every_public_name_of_a_lazy_package_resolves(package: ModuleType) -> None:
+    for name in package.__all__:
+        assert getattr(package, name) is not None, name
+    assert set(dir(package)) >= set(package.__all__)
     with pytest.raises(AttributeError, match="not_a_name"):
-        config.not_a_name  # noqa: B018
+        package.not_a_name  # noqa: B018
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,9 @@ python-dotenv (0.06 s of `orch report`, which needs none of them).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from orchestrator.core.lazy import lazy_names
 
 if TYPE_CHECKING:
     from orchestrator.config.database import DatabaseSettings, DesiredIndex
@@ -72,11 +73,12 @@ if TYPE_CHECKING:
         sandbox_provided_variable,
     )
 
-# each public name: the module of this package that defines it
-_HOMES: dict[str, str] = {
-    **dict.fromkeys(("DatabaseSettings", "DesiredIndex"), "database"),
-    **dict.fromkeys(
-        (
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    globals(),
+    {
+        "database": ("DatabaseSettings", "DesiredIndex"),
+        "egress": (
             "EgressPolicy",
             "Production",
             "build_policy",
@@ -84,18 +86,15 @@ _HOMES: dict[str, str] = {
             "pinned_conninfo",
             "url_host",
         ),
-        "egress",
-    ),
-    **dict.fromkeys(("ENDPOINT_SUFFIX", "EndpointSpec", "parse_endpoint"), "endpoints"),
-    **dict.fromkeys(
-        ("guard_database_target", "guard_environment", "guard_run", "refuse_production_kind"),
-        "guard",
-    ),
-    **dict.fromkeys(
-        ("ARRIVAL_RATE_EXECUTORS", "max_vus", "parse_duration", "planned_seconds"), "k6_options"
-    ),
-    **dict.fromkeys(
-        (
+        "endpoints": ("ENDPOINT_SUFFIX", "EndpointSpec", "parse_endpoint"),
+        "guard": (
+            "guard_database_target",
+            "guard_environment",
+            "guard_run",
+            "refuse_production_kind",
+        ),
+        "k6_options": ("ARRIVAL_RATE_EXECUTORS", "max_vus", "parse_duration", "planned_seconds"),
+        "model": (
             "DEFAULT_DOCKER_IMAGE",
             "ClaudeTier",
             "Environment",
@@ -111,37 +110,17 @@ _HOMES: dict[str, str] = {
             "is_test_domain",
             "load_config",
         ),
-        "model",
-    ),
-    **dict.fromkeys(("flow_metric_key", "resolve_mix", "resolve_run", "resolve_script"), "resolve"),
-    **dict.fromkeys(
-        (
+        "resolve": ("flow_metric_key", "resolve_mix", "resolve_run", "resolve_script"),
+        "sandbox_settings": (
             "ENDPOINT_NAMES",
             "ENRICHMENT_ROUTES",
             "N8N_ENRICHMENT_WORKFLOW",
             "SandboxSettings",
             "settings_from_mapping",
         ),
-        "sandbox_settings",
-    ),
-    **dict.fromkeys(
-        ("Redactor", "load_dotenv", "redact_url", "sandbox_provided_variable"), "secrets"
-    ),
-}
-
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_HOMES])
-
+        "secrets": ("Redactor", "load_dotenv", "redact_url", "sandbox_provided_variable"),
+    },
+)
 
 __all__ = [
     "ARRIVAL_RATE_EXECUTORS",

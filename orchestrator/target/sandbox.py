@@ -50,13 +50,12 @@ from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from orchestrator.config import (
     ENDPOINT_NAMES,
     N8N_ENRICHMENT_WORKFLOW,
-    ResolvedRun,
     SandboxSettings,
     settings_from_mapping,
 )
@@ -69,6 +68,9 @@ from orchestrator.target.n8n import (
     WebhookRouter,
     read_export,
 )
+
+if TYPE_CHECKING:  # the sandbox's child process does not load the configuration model
+    from orchestrator.config import ResolvedRun
 
 SETTINGS_ENV = "ORCH_SANDBOX_SETTINGS"  # the child process reads its settings (JSON) here
 READY_FILE_ENV = "ORCH_SANDBOX_READY_FILE"  # the child writes {"port", "pid"} here once bound
