@@ -63,7 +63,8 @@ def cached_ingest(
         return ingest_raw(path, thresholds=thresholds, duration_s=duration_s,
                           metric_types=metric_types)  # fmt: skip
     try:
-        digest = _file_sha256(path)
+        with open(path, "rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
     except OSError:  # ingest_raw reports an unreadable file in its own words
         return ingest_raw(path, thresholds=thresholds, duration_s=duration_s,
                           metric_types=metric_types)  # fmt: skip
@@ -95,14 +96,6 @@ def _usable_dir(folder: Path | None) -> Path | None:
     ):
         return None
     return folder
-
-
-def _file_sha256(path: Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            sha.update(chunk)
-    return sha.hexdigest()
 
 
 def prepare() -> None:
